@@ -1,0 +1,114 @@
+// buildApp(config) -> { start, stop, url }: the whole server, used by main.ts and by tests.
+import { randomUUID } from "node:crypto";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Config } from "./config.ts";
+import type { AppDeps } from "./context.ts";
+import { createHealth } from "./infra/health.ts";
+import { createLogger, type Logger } from "./infra/logger.ts";
+import { openRuntime, type Runtime } from "./infra/runtime.ts";
+import { createHealthRoutes } from "./server/health-routes.ts";
+import { attachWebSocketServer } from "./server/ws.ts";
+import { createYogaServer } from "./server/yoga.ts";
+
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
+
+export interface App {
+  /** Opens the database (migrating it in the embedded mode), Redis, and listens. */
+  start(): Promise<{ url: string }>;
+  /** Graceful: stop accepting, finish in-flight requests within the deadline, close everything. */
+  stop(): Promise<void>;
+  readonly url: string;
+  readonly runtime: Runtime;
+  readonly logger: Logger;
+}
+
+export function buildApp(config: Config, options: { logger?: Logger } = {}): App {
+  const logger = options.logger ?? createLogger(config);
+  let runtime: Runtime | undefined;
+  let url = "";
+  let draining = false;
+  let stopping: Promise<void> | undefined;
+
+  const server = createServer({ keepAliveTimeout: 65_000 });
+  let ws: ReturnType<typeof attachWebSocketServer> | undefined;
+
+  async function start() {
+    runtime = await openRuntime(config, logger);
+    const deps: AppDeps = {
+      config,
+      logger,
+      prisma: runtime.db.prisma,
+      pubsub: runtime.pubsub,
+      locks: runtime.locks,
+    };
+    const yoga = createYogaServer(deps);
+    const health = createHealth({ raw: runtime.db.raw, redis: runtime.redis, isDraining: () => draining });
+    const healthRoutes = createHealthRoutes(health);
+
+    server.on("request", (req: IncomingMessage, res: ServerResponse) => {
+      // While draining, in-flight keep-alive connections close after their response.
+      if (draining) res.setHeader("connection", "close");
+      const incoming = req.headers["x-request-id"];
+      const requestId = typeof incoming === "string" && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+      res.setHeader("x-request-id", requestId);
+      const done = req.url?.startsWith("/health") ? healthRoutes(req, res) : yoga(req, res, { req, requestId });
+      Promise.resolve(done).catch((err: unknown) => {
+        logger.error({ err, requestId }, "request failed outside GraphQL");
+        if (!res.headersSent) res.writeHead(500, { "content-type": "application/json" });
+        res.end(JSON.stringify({ errors: [{ message: "Unexpected error.", extensions: { code: "INTERNAL_SERVER_ERROR", requestId } }] }));
+      });
+    });
+    ws = attachWebSocketServer(server, yoga);
+
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(config.port, config.host, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+    const address = server.address() as AddressInfo;
+    const host = address.family === "IPv6" ? (address.address === "::" ? "localhost" : `[${address.address}]`) : address.address === "0.0.0.0" ? "localhost" : address.address;
+    url = `http://${host}:${address.port}`;
+    logger.info({ url: `${url}/graphql`, mode: config.mode }, "Floyo API listening");
+    return { url };
+  }
+
+  async function shutdown() {
+    draining = true;
+    logger.info("shutting down: draining connections");
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    // Idle keep-alive sockets would hold server.close() open until they time out.
+    server.closeIdleConnections();
+    await ws?.close();
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<"deadline">((resolve) => {
+      timer = setTimeout(() => resolve("deadline"), config.shutdownTimeoutMs);
+    });
+    if ((await Promise.race([closed, deadline])) === "deadline") {
+      logger.warn({ timeoutMs: config.shutdownTimeoutMs }, "shutdown deadline reached: closing remaining connections");
+      server.closeAllConnections();
+      await closed;
+    }
+    clearTimeout(timer);
+    await runtime?.close();
+    logger.info("shut down");
+  }
+
+  return {
+    start,
+    stop: () => {
+      stopping ??= server.listening ? shutdown() : (runtime?.close() ?? Promise.resolve());
+      return stopping;
+    },
+    get url() {
+      return url;
+    },
+    get runtime() {
+      if (!runtime) throw new Error("app not started");
+      return runtime;
+    },
+    logger,
+  };
+}

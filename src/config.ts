@@ -1,0 +1,161 @@
+// The only reader of process.env. Everything else receives a validated Config.
+import { randomBytes } from "node:crypto";
+import path from "node:path";
+import { z } from "zod";
+
+const MIN_SECRET_LENGTH = 32;
+const WEAK_SECRETS = /^(secret|changeme|change-me|password|your-secret-key.*|test|dev|development)$/i;
+
+const bool = z
+  .enum(["true", "false", "1", "0", "yes", "no"])
+  .transform((v) => v === "true" || v === "1" || v === "yes");
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const list = z
+  .string()
+  .transform((v) => v.split(",").map((s) => s.trim()).filter(Boolean));
+
+const envSchema = z.object({
+  NODE_ENV: z.enum(["development", "test", "production"]).default("development"),
+  HOST: z.string().optional(),
+  PORT: int(0, 65535).default(4000),
+  DATA_DIR: z.string().default(".data"),
+  UPLOAD_DIR: z.string().optional(),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, "must be a postgresql:// URL")
+    .optional(),
+  DATABASE_POOL_SIZE: int(1, 200).default(10),
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL")
+    .optional(),
+  REDIS_KEY_PREFIX: z.string().default("floyo:"),
+  JWT_KEYS: z.string().optional(),
+  JWT_ISSUER: z.string().default("floyo"),
+  JWT_AUDIENCE: z.string().default("floyo-api"),
+  JWT_ACCESS_TTL_SECONDS: int(60, 86_400).default(900),
+  CORS_ORIGINS: list.optional(),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  GRAPHIQL: bool.optional(),
+  MAX_DEPTH: int(1, 100).default(12),
+  MAX_ALIASES: int(0, 1000).default(15),
+  MAX_COST: int(1, 1_000_000).default(5000),
+  MAX_TOKENS: int(10, 100_000).default(2000),
+  MAX_DIRECTIVES: int(0, 1000).default(50),
+  SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(10_000),
+  PGLITE_OPEN_TIMEOUT_MS: int(100, 600_000).default(30_000),
+});
+
+export interface JwtKey {
+  kid: string;
+  secret: string;
+}
+
+export type Config = ReturnType<typeof toConfig>;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Configuration refused:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    this.name = "ConfigError";
+  }
+}
+
+/** Validates the environment. Throws ConfigError naming every variable at fault and its fix. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message} (got ${JSON.stringify(env[String(i.path[0])])})`),
+    );
+  }
+  const config = toConfig(parsed.data);
+  const problems = config.production ? productionProblems(parsed.data, config) : [];
+  if (Boolean(parsed.data.DATABASE_URL) !== Boolean(parsed.data.REDIS_URL)) {
+    problems.push(
+      `${parsed.data.DATABASE_URL ? "REDIS_URL" : "DATABASE_URL"} is not set. The services mode needs both DATABASE_URL and REDIS_URL; unset both for the embedded mode.`,
+    );
+  }
+  if (problems.length) throw new ConfigError(problems);
+  return config;
+}
+
+function toConfig(e: z.infer<typeof envSchema>) {
+  const production = e.NODE_ENV === "production";
+  const jwtKeys = parseJwtKeys(e.JWT_KEYS);
+  // Outside production a missing key ring gets a random key: tokens end with the process.
+  const ephemeralJwtKey = jwtKeys.length === 0 && !production;
+  if (ephemeralJwtKey) jwtKeys.push({ kid: "ephemeral", secret: randomBytes(48).toString("base64url") });
+  const dataDir = path.resolve(e.DATA_DIR);
+  return {
+    env: e.NODE_ENV,
+    production,
+    host: e.HOST,
+    port: e.PORT,
+    dataDir,
+    uploadDir: path.resolve(e.UPLOAD_DIR ?? path.join(dataDir, "uploads")),
+    // Both set: PostgreSQL + Redis. Neither: embedded. One alone is refused below.
+    mode: e.DATABASE_URL && e.REDIS_URL ? ("services" as const) : ("embedded" as const),
+    databaseUrl: e.DATABASE_URL,
+    databasePoolSize: e.DATABASE_POOL_SIZE,
+    redisUrl: e.REDIS_URL,
+    redisKeyPrefix: e.REDIS_KEY_PREFIX,
+    jwt: {
+      keys: jwtKeys,
+      ephemeral: ephemeralJwtKey,
+      issuer: e.JWT_ISSUER,
+      audience: e.JWT_AUDIENCE,
+      accessTtlSeconds: e.JWT_ACCESS_TTL_SECONDS,
+    },
+    corsOrigins: e.CORS_ORIGINS ?? ["*"],
+    logLevel: e.LOG_LEVEL,
+    graphiql: e.GRAPHIQL ?? !production,
+    limits: {
+      maxDepth: e.MAX_DEPTH,
+      maxAliases: e.MAX_ALIASES,
+      maxCost: e.MAX_COST,
+      maxTokens: e.MAX_TOKENS,
+      maxDirectives: e.MAX_DIRECTIVES,
+    },
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    pgliteOpenTimeoutMs: e.PGLITE_OPEN_TIMEOUT_MS,
+  };
+}
+
+/** JWT_KEYS="kid1:secret1,kid2:secret2": the first key signs, all of them verify. */
+function parseJwtKeys(raw: string | undefined): JwtKey[] {
+  if (!raw) return [];
+  return raw
+    .split(",")
+    .map((entry) => entry.trim())
+    .filter(Boolean)
+    .map((entry) => {
+      const at = entry.indexOf(":");
+      return at > 0 ? { kid: entry.slice(0, at), secret: entry.slice(at + 1) } : { kid: "", secret: entry };
+    });
+}
+
+function productionProblems(e: z.infer<typeof envSchema>, config: Config): string[] {
+  const problems: string[] = [];
+  const keyHint = `Set JWT_KEYS to kid:secret pairs separated by commas, each secret at least ${MIN_SECRET_LENGTH} characters, e.g. JWT_KEYS="k1:$(openssl rand -base64 48)"`;
+  if (config.jwt.keys.length === 0) {
+    problems.push(`JWT_KEYS is not set. ${keyHint}`);
+  }
+  for (const key of config.jwt.keys) {
+    if (!key.kid) problems.push(`JWT_KEYS has an entry without a key id. ${keyHint}`);
+    else if (key.secret.length < MIN_SECRET_LENGTH || WEAK_SECRETS.test(key.secret)) {
+      problems.push(`JWT_KEYS key "${key.kid}" is weak (shorter than ${MIN_SECRET_LENGTH} characters or a well-known value). ${keyHint}`);
+    }
+  }
+  if (!e.CORS_ORIGINS || e.CORS_ORIGINS.length === 0) {
+    problems.push('CORS_ORIGINS is not set. Set it to the web app\'s origins, e.g. CORS_ORIGINS="https://app.example.com"');
+  } else if (e.CORS_ORIGINS.includes("*")) {
+    problems.push('CORS_ORIGINS contains "*". List the allowed origins explicitly, e.g. CORS_ORIGINS="https://app.example.com"');
+  }
+  if (!e.DATABASE_URL) {
+    problems.push('DATABASE_URL is not set. Production runs on PostgreSQL: DATABASE_URL="postgresql://user:pass@host:5432/floyo"');
+  }
+  if (!e.REDIS_URL) {
+    problems.push('REDIS_URL is not set. Production shares pub/sub, locks and limits through Redis: REDIS_URL="redis://host:6379"');
+  }
+  return problems;
+}

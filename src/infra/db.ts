@@ -1,0 +1,143 @@
+// The one PrismaClient of the process, on PGlite (embedded) or PostgreSQL (services).
+// Nothing above infra/ knows which: both speak PostgreSQL through a driver adapter.
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { PGlite } from "@electric-sql/pglite";
+import { PrismaPg } from "@prisma/adapter-pg";
+import pg from "pg";
+import { PrismaPGlite } from "pglite-prisma-adapter";
+import type { Config } from "../config.ts";
+import { PrismaClient } from "../generated/prisma/client.ts";
+import type { Logger } from "./logger.ts";
+
+export type { PrismaClient };
+
+/** Raw access for the few things Prisma does not do: migrations and health pings. */
+export interface RawSql {
+  query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
+  /** Runs a script of several statements (a migration). */
+  exec(sql: string): Promise<void>;
+}
+
+export interface Database {
+  prisma: PrismaClient;
+  raw: RawSql;
+  close(): Promise<void>;
+}
+
+export class DatabaseOpenError extends Error {
+  override name = "DatabaseOpenError";
+}
+
+export async function openDatabase(config: Config, logger: Logger): Promise<Database> {
+  return config.databaseUrl ? openPostgres(config) : openPglite(config, logger);
+}
+
+function openPostgres(config: Config): Database {
+  const pool = new pg.Pool({
+    connectionString: config.databaseUrl,
+    max: config.databasePoolSize,
+    connectionTimeoutMillis: 5_000,
+    idleTimeoutMillis: 30_000,
+  });
+  // An idle client losing its connection must not crash the process; the pool replaces it.
+  pool.on("error", () => {});
+  const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
+  return {
+    prisma,
+    raw: {
+      query: async (sql, params) => (await pool.query(sql, params)).rows,
+      exec: async (sql) => {
+        await pool.query(sql);
+      },
+    },
+    async close() {
+      await prisma.$disconnect();
+      await pool.end();
+    },
+  };
+}
+
+async function openPglite(config: Config, logger: Logger): Promise<Database> {
+  const dir = path.join(config.dataDir, "pglite");
+  mkdirSync(dir, { recursive: true });
+  const releaseLock = acquireDirLock(config.dataDir);
+  let db: PGlite;
+  try {
+    db = await withTimeout(PGlite.create(dir), config.pgliteOpenTimeoutMs, dir);
+  } catch (err) {
+    releaseLock();
+    if (err instanceof DatabaseOpenError) throw err;
+    throw new DatabaseOpenError(
+      `The embedded database in ${dir} could not be opened: ${(err as Error).message}. ` +
+        `If it is damaged, move it aside (mv "${dir}" "${dir}.broken") to start with an empty one.`,
+    );
+  }
+  logger.info({ dir }, "embedded PostgreSQL (PGlite) open");
+  // The adapter is typed against another copy of @prisma/driver-adapter-utils; same shape at run time.
+  const prisma = new PrismaClient({ adapter: new PrismaPGlite(db) as unknown as PrismaPg });
+  return {
+    prisma,
+    raw: {
+      query: async (sql, params) => (await db.query(sql, params)).rows as never[],
+      exec: async (sql) => {
+        await db.exec(sql);
+      },
+    },
+    async close() {
+      await prisma.$disconnect();
+      await db.close();
+      releaseLock();
+    },
+  };
+}
+
+/**
+ * PGlite is single-process: a second process on the same directory corrupts it. A lock
+ * file holding our pid refuses the second opener with a clear message; a lock left by a
+ * process that no longer exists is taken over.
+ */
+function acquireDirLock(dataDir: string): () => void {
+  const file = path.join(dataDir, "pglite.lock");
+  if (existsSync(file)) {
+    const pid = Number(readFileSync(file, "utf8").trim());
+    if (pid && pid !== process.pid && isAlive(pid)) {
+      throw new DatabaseOpenError(
+        `The embedded database in ${dataDir} is in use by process ${pid}. Stop that process, ` +
+          `or start this one with another DATA_DIR.`,
+      );
+    }
+  }
+  writeFileSync(file, String(process.pid));
+  return () => rmSync(file, { force: true });
+}
+
+function isAlive(pid: number) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number, dir: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new DatabaseOpenError(
+            `The embedded database in ${dir} did not open within ${ms} ms; it may be damaged. ` +
+              `Move it aside (mv "${dir}" "${dir}.broken") to start with an empty one.`,
+          ),
+        ),
+      ms,
+    );
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

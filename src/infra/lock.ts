@@ -1,0 +1,68 @@
+// Named leases for leader election. Redis in the services mode (SET NX PX with a random
+// token, renewed and released only by their holder); in-process in the embedded mode, where
+// the single process always leads. Each acquisition gets a fencing token, strictly greater
+// than any before it, that writers check so a deposed leader's late writes are refused.
+import { randomUUID } from "node:crypto";
+import type { Redis } from "ioredis";
+
+export interface Lease {
+  name: string;
+  token: string;
+  fencingToken: bigint;
+}
+
+export interface LockService {
+  acquire(name: string, ttlMs: number): Promise<Lease | null>;
+  /** False when the lease was lost (expired and taken by another holder). */
+  renew(lease: Lease, ttlMs: number): Promise<boolean>;
+  release(lease: Lease): Promise<void>;
+}
+
+const RENEW = `if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("pexpire", KEYS[1], ARGV[2]) else return 0 end`;
+const RELEASE = `if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) else return 0 end`;
+
+export function createRedisLocks(redis: Redis): LockService {
+  return {
+    async acquire(name, ttlMs) {
+      const token = randomUUID();
+      const ok = await redis.set(`lock:${name}`, token, "PX", ttlMs, "NX");
+      if (ok !== "OK") return null;
+      const fencingToken = BigInt(await redis.incr(`lock:${name}:fence`));
+      return { name, token, fencingToken };
+    },
+    async renew(lease, ttlMs) {
+      return (await redis.eval(RENEW, 1, `lock:${lease.name}`, lease.token, ttlMs)) === 1;
+    },
+    async release(lease) {
+      await redis.eval(RELEASE, 1, `lock:${lease.name}`, lease.token);
+    },
+  };
+}
+
+export function createInProcessLocks(): LockService {
+  const held = new Map<string, { token: string; expiresAt: number }>();
+  const fences = new Map<string, bigint>();
+  const current = (name: string) => {
+    const lock = held.get(name);
+    return lock && lock.expiresAt > Date.now() ? lock : undefined;
+  };
+  return {
+    async acquire(name, ttlMs) {
+      if (current(name)) return null;
+      const token = randomUUID();
+      held.set(name, { token, expiresAt: Date.now() + ttlMs });
+      const fencingToken = (fences.get(name) ?? 0n) + 1n;
+      fences.set(name, fencingToken);
+      return { name, token, fencingToken };
+    },
+    async renew(lease, ttlMs) {
+      const lock = current(lease.name);
+      if (lock?.token !== lease.token) return false;
+      lock.expiresAt = Date.now() + ttlMs;
+      return true;
+    },
+    async release(lease) {
+      if (held.get(lease.name)?.token === lease.token) held.delete(lease.name);
+    },
+  };
+}

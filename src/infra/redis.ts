@@ -1,0 +1,19 @@
+// ioredis clients for the services mode. Every key goes through keyPrefix, so tests and
+// deployments sharing one Redis never see each other's keys.
+import { Redis } from "ioredis";
+import type { Config } from "../config.ts";
+import type { Logger } from "./logger.ts";
+
+export function createRedis(config: Config, logger: Logger, role: string): Redis {
+  if (!config.redisUrl) throw new Error("createRedis called without REDIS_URL");
+  const client = new Redis(config.redisUrl, {
+    keyPrefix: config.redisKeyPrefix,
+    connectionName: `floyo-${role}`,
+    // Fail commands fast while disconnected, so readiness and requests answer instead of queueing.
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: role === "subscriber",
+    lazyConnect: true,
+  });
+  client.on("error", (err) => logger.warn({ err: err.message, role }, "redis error"));
+  return client;
+}

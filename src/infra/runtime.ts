@@ -1,0 +1,80 @@
+// The one place that picks the run mode: embedded (PGlite, in-process pub/sub and locks) or
+// services (PostgreSQL, Redis). Everything above receives the same Runtime either way.
+import type { Redis } from "ioredis";
+import type { Config } from "../config.ts";
+import { type Database, openDatabase } from "./db.ts";
+import type { Logger } from "./logger.ts";
+import { createInProcessLocks, createRedisLocks, type LockService } from "./lock.ts";
+import { applyPendingMigrations, pendingMigrations } from "./migrations.ts";
+import { createInProcessPubSub, createRedisPubSub, type PubSub } from "./pubsub.ts";
+import { createRedis } from "./redis.ts";
+
+export interface Runtime {
+  db: Database;
+  redis?: Redis;
+  pubsub: PubSub;
+  locks: LockService;
+  close(): Promise<void>;
+}
+
+export class StartupError extends Error {
+  override name = "StartupError";
+}
+
+export async function openRuntime(config: Config, logger: Logger): Promise<Runtime> {
+  const db = await openDatabase(config, logger);
+  try {
+    await checkMigrations(config, db, logger);
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
+  if (config.mode === "embedded") {
+    return { db, pubsub: createInProcessPubSub(), locks: createInProcessLocks(), close: () => db.close() };
+  }
+
+  const redis = createRedis(config, logger, "commands");
+  const subscriber = createRedis(config, logger, "subscriber");
+  try {
+    await Promise.all([redis.connect(), subscriber.connect()]);
+  } catch (err) {
+    redis.disconnect();
+    subscriber.disconnect();
+    await db.close();
+    throw new StartupError(`Redis at REDIS_URL is unreachable: ${(err as Error).message}`);
+  }
+  return {
+    db,
+    redis,
+    pubsub: createRedisPubSub(redis, subscriber, config.redisKeyPrefix),
+    locks: createRedisLocks(redis),
+    async close() {
+      await Promise.allSettled([redis.quit(), subscriber.quit()]);
+      await db.close();
+    },
+  };
+}
+
+async function checkMigrations(config: Config, db: Database, logger: Logger) {
+  if (config.mode === "embedded") {
+    const applied = await applyPendingMigrations(db.raw);
+    if (applied.length) logger.info({ applied }, "applied migrations to the embedded database");
+    return;
+  }
+  let pending: string[];
+  try {
+    pending = await pendingMigrations(db.raw);
+  } catch (err) {
+    if (config.production) throw new StartupError(`PostgreSQL at DATABASE_URL is unreachable: ${(err as Error).message}`);
+    // Outside production the server starts anyway; readiness reports the database until it is back.
+    logger.warn({ err: (err as Error).message }, "database unreachable at start");
+    return;
+  }
+  if (!pending.length) return;
+  if (config.production) {
+    throw new StartupError(
+      `${pending.length} database migration(s) pending (${pending.join(", ")}). Apply them with: npm run db:deploy`,
+    );
+  }
+  logger.warn({ pending }, "database migrations pending: run npm run db:deploy");
+}

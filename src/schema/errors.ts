@@ -1,0 +1,51 @@
+// The one mapping from thrown errors to what clients see. Domain errors keep their message
+// and stable code; GraphQL's own errors (syntax, validation, limits) keep theirs; anything
+// else is an unexpected failure: logged in full, shown as INTERNAL_SERVER_ERROR.
+import { GraphQLError } from "graphql";
+import { AppError, UnauthenticatedError } from "../errors.ts";
+
+const HTTP_STATUS: Record<string, number> = { UNAUTHENTICATED: 401 };
+
+export function toGraphQLError(error: unknown): GraphQLError {
+  const original = error instanceof GraphQLError ? (error.originalError ?? error) : error;
+  if (original instanceof AppError) {
+    const status = original instanceof UnauthenticatedError ? 401 : HTTP_STATUS[original.code];
+    return new GraphQLError(original.message, {
+      nodes: error instanceof GraphQLError ? error.nodes : undefined,
+      path: error instanceof GraphQLError ? error.path : undefined,
+      extensions: {
+        code: original.code,
+        ...original.details,
+        ...(status ? { http: { status } } : {}),
+      },
+    });
+  }
+  if (error instanceof GraphQLError && !error.originalError) {
+    // Parse and validation errors: the client's mistake, already worded for it.
+    return error.extensions.code ? error : withCode(error, "GRAPHQL_VALIDATION_FAILED");
+  }
+  if (error instanceof GraphQLError && error.originalError instanceof GraphQLError) {
+    return error.originalError.extensions.code ? error : withCode(error, "BAD_REQUEST");
+  }
+  return new GraphQLError("Unexpected error.", {
+    path: error instanceof GraphQLError ? error.path : undefined,
+    nodes: error instanceof GraphQLError ? error.nodes : undefined,
+    originalError: original instanceof Error ? original : undefined,
+    extensions: { code: "INTERNAL_SERVER_ERROR" },
+  });
+}
+
+export function isUnexpected(error: GraphQLError) {
+  return error.extensions.code === "INTERNAL_SERVER_ERROR";
+}
+
+function withCode(error: GraphQLError, code: string) {
+  return new GraphQLError(error.message, {
+    nodes: error.nodes,
+    source: error.source,
+    positions: error.positions,
+    path: error.path,
+    originalError: error.originalError,
+    extensions: { ...error.extensions, code },
+  });
+}

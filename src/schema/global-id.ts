@@ -1,0 +1,19 @@
+// Relay global ids: base64("Type:uuid"). Every row id is a UUID, so anything else is a
+// malformed id (a client error), never a lookup that could reveal whether a row exists.
+import { decodeGlobalID, encodeGlobalID } from "@pothos/plugin-relay";
+import { ValidationError } from "../errors.ts";
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export function decodeId(globalId: string): { typename: string; id: string } {
+  let decoded: { typename: string; id: string };
+  try {
+    decoded = decodeGlobalID(globalId);
+  } catch {
+    throw new ValidationError(`"${globalId}" is not a valid id.`);
+  }
+  if (!UUID.test(decoded.id)) throw new ValidationError(`"${globalId}" is not a valid id.`);
+  return decoded;
+}
+
+export { encodeGlobalID as encodeId };

@@ -1,0 +1,60 @@
+// graphql-ws on the same path and port as HTTP, through the same envelop plugins as Yoga
+// (armor limits, error masking, context), so both transports behave alike.
+import { randomUUID } from "node:crypto";
+import type { Server } from "node:http";
+import type { ExecutionArgs, GraphQLError } from "graphql";
+import { useServer } from "graphql-ws/use/ws";
+import { WebSocketServer } from "ws";
+import type { Context } from "../context.ts";
+import { toGraphQLError } from "../schema/errors.ts";
+import { withRequestId, type YogaServer } from "./yoga.ts";
+
+type Enveloped = ReturnType<YogaServer["getEnveloped"]>;
+
+export function attachWebSocketServer(server: Server, yoga: YogaServer) {
+  const wss = new WebSocketServer({ server, path: yoga.graphqlEndpoint });
+  const disposable = useServer(
+    {
+      execute: (args) => (args.rootValue as Enveloped).execute(args as ExecutionArgs),
+      subscribe: (args) => (args.rootValue as Enveloped).subscribe(args as ExecutionArgs),
+      onSubscribe: async (ctx, _id, payload) => {
+        const requestId = randomUUID();
+        const enveloped = yoga.getEnveloped({
+          requestId,
+          req: ctx.extra.request,
+          connectionParams: ctx.connectionParams,
+          params: payload,
+        });
+        // Parse, limit and context errors become GraphQL errors for this operation, never an
+        // "Internal error" close of the whole connection.
+        try {
+          const document = enveloped.parse(payload.query);
+          const errors = enveloped.validate(enveloped.schema, document);
+          if (errors.length) return withRequestId(errors, requestId);
+          const contextValue = await enveloped.contextFactory();
+          return {
+            schema: enveloped.schema,
+            document,
+            operationName: payload.operationName,
+            variableValues: payload.variables,
+            contextValue,
+            rootValue: enveloped,
+          };
+        } catch (error) {
+          return withRequestId([toGraphQLError(error)], requestId);
+        }
+      },
+      onNext: (_ctx, _id, _payload, args, result) => {
+        const errors = result.errors as GraphQLError[] | undefined;
+        if (!errors?.length) return;
+        return { ...result, errors: withRequestId(errors, (args.contextValue as Context).requestId) };
+      },
+    },
+    wss,
+  );
+  return {
+    wss,
+    /** graphql-ws closes every socket with 1001 (going away), then the server. */
+    close: () => disposable.dispose(),
+  };
+}
