@@ -1,0 +1,62 @@
+// A GraphQL client as the web app or a partner would use: JSON over HTTP, graphql-ws over WebSocket.
+import type { TypedDocumentNode } from "@graphql-typed-document-node/core";
+import { print } from "graphql";
+import { createClient } from "graphql-ws";
+import WebSocket from "ws";
+
+export interface GraphQLResponse<T = Record<string, unknown>> {
+  status: number;
+  headers: Headers;
+  data?: T | null;
+  errors?: { message: string; path?: string[]; extensions?: Record<string, unknown> }[];
+}
+
+type Doc<T, V> = string | TypedDocumentNode<T, V>;
+
+export async function gql<T = Record<string, unknown>, V = Record<string, unknown>>(
+  url: string,
+  document: Doc<T, V>,
+  options: { variables?: V; token?: string; headers?: Record<string, string> } = {},
+): Promise<GraphQLResponse<T>> {
+  const response = await fetch(url, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      accept: "application/graphql-response+json",
+      ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
+      ...options.headers,
+    },
+    body: JSON.stringify({
+      query: typeof document === "string" ? document : print(document),
+      variables: options.variables,
+    }),
+  });
+  const body = (await response.json()) as Omit<GraphQLResponse<T>, "status" | "headers">;
+  return { status: response.status, headers: response.headers, ...body };
+}
+
+/** Opens a graphql-ws client; `lazy: false` so connection problems surface at once. */
+export function wsClient(url: string, connectionParams?: Record<string, unknown>) {
+  return createClient({ url, webSocketImpl: WebSocket, lazy: false, retryAttempts: 0, connectionParams });
+}
+
+/** Runs one operation over graphql-ws and resolves with its single result. */
+export function wsRequest<T = Record<string, unknown>>(
+  client: ReturnType<typeof wsClient>,
+  query: string,
+  variables?: Record<string, unknown>,
+): Promise<Omit<GraphQLResponse<T>, "status" | "headers">> {
+  return new Promise((resolve, reject) => {
+    let result: Omit<GraphQLResponse<T>, "status" | "headers"> | undefined;
+    client.subscribe<T>(
+      { query, variables },
+      {
+        next: (value) => {
+          result = value as never;
+        },
+        error: (err) => (Array.isArray(err) ? resolve({ errors: err as never }) : reject(err)),
+        complete: () => (result ? resolve(result) : reject(new Error("completed without a result"))),
+      },
+    );
+  });
+}

@@ -1,0 +1,60 @@
+// A real server per test suite, on a free port, in the mode the run provides: services
+// (this run's PostgreSQL database and Redis prefix) or embedded (a fresh DATA_DIR).
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { inject } from "vitest";
+import { type App, buildApp } from "../../src/app.ts";
+import { loadConfig } from "../../src/config.ts";
+import { createLogger } from "../../src/infra/logger.ts";
+
+export const services = inject("services");
+
+export const TEST_JWT_KEYS = "test-1:test-secret-0123456789-0123456789-abcdef";
+
+/** Environment for a test server; `overrides` win, and an undefined value unsets a variable. */
+export function testEnv(overrides: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
+  const env: Record<string, string | undefined> = {
+    NODE_ENV: "test",
+    PORT: "0",
+    HOST: "127.0.0.1",
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
+    JWT_KEYS: TEST_JWT_KEYS,
+    ...(services
+      ? { DATABASE_URL: services.databaseUrl, REDIS_URL: services.redisUrl, REDIS_KEY_PREFIX: services.redisKeyPrefix }
+      : {}),
+    ...overrides,
+  };
+  for (const key of Object.keys(env)) if (env[key] === undefined) delete env[key];
+  return env as NodeJS.ProcessEnv;
+}
+
+export interface TestServer {
+  app: App;
+  url: string;
+  graphqlUrl: string;
+  wsUrl: string;
+  stop(): Promise<void>;
+}
+
+export async function startServer(overrides: Record<string, string | undefined> = {}): Promise<TestServer> {
+  // Embedded runs get a data directory of their own unless the test names one.
+  let tempDir: string | undefined;
+  if (!services && overrides.DATA_DIR === undefined && !("DATABASE_URL" in overrides)) {
+    tempDir = mkdtempSync(path.join(os.tmpdir(), "floyo-test-"));
+    overrides = { ...overrides, DATA_DIR: tempDir };
+  }
+  const config = loadConfig(testEnv(overrides));
+  const app = buildApp(config, { logger: createLogger(config) });
+  const { url } = await app.start();
+  return {
+    app,
+    url,
+    graphqlUrl: `${url}/graphql`,
+    wsUrl: `${url.replace(/^http/, "ws")}/graphql`,
+    async stop() {
+      await app.stop();
+      if (tempDir) rmSync(tempDir, { recursive: true, force: true });
+    },
+  };
+}
