@@ -1,6 +1,6 @@
 // buildApp(config) -> { start, stop, url }: the whole server, used by main.ts and by tests.
 import { randomUUID } from "node:crypto";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Config } from "./config.ts";
 import type { AppDeps } from "./context.ts";
@@ -21,6 +21,7 @@ export interface App {
   readonly url: string;
   readonly runtime: Runtime;
   readonly logger: Logger;
+  readonly server: Server;
 }
 
 export function buildApp(config: Config, options: { logger?: Logger } = {}): App {
@@ -47,8 +48,8 @@ export function buildApp(config: Config, options: { logger?: Logger } = {}): App
     const healthRoutes = createHealthRoutes(health);
 
     server.on("request", (req: IncomingMessage, res: ServerResponse) => {
-      // While draining, in-flight keep-alive connections close after their response.
-      if (draining) res.setHeader("connection", "close");
+      // While draining, a request that arrives on a kept-alive connection is its last one.
+      if (draining) res.shouldKeepAlive = false;
       const incoming = req.headers["x-request-id"];
       const requestId = typeof incoming === "string" && REQUEST_ID.test(incoming) ? incoming : randomUUID();
       res.setHeader("x-request-id", requestId);
@@ -56,7 +57,11 @@ export function buildApp(config: Config, options: { logger?: Logger } = {}): App
       Promise.resolve(done).catch((err: unknown) => {
         logger.error({ err, requestId }, "request failed outside GraphQL");
         if (!res.headersSent) res.writeHead(500, { "content-type": "application/json" });
-        res.end(JSON.stringify({ errors: [{ message: "Unexpected error.", extensions: { code: "INTERNAL_SERVER_ERROR", requestId } }] }));
+        res.end(
+          JSON.stringify({
+            errors: [{ message: "Unexpected error.", extensions: { code: "INTERNAL_SERVER_ERROR", requestId } }],
+          }),
+        );
       });
     });
     ws = attachWebSocketServer(server, yoga);
@@ -69,7 +74,14 @@ export function buildApp(config: Config, options: { logger?: Logger } = {}): App
       });
     });
     const address = server.address() as AddressInfo;
-    const host = address.family === "IPv6" ? (address.address === "::" ? "localhost" : `[${address.address}]`) : address.address === "0.0.0.0" ? "localhost" : address.address;
+    const host =
+      address.family === "IPv6"
+        ? address.address === "::"
+          ? "localhost"
+          : `[${address.address}]`
+        : address.address === "0.0.0.0"
+          ? "localhost"
+          : address.address;
     url = `http://${host}:${address.port}`;
     logger.info({ url: `${url}/graphql`, mode: config.mode }, "Floyo API listening");
     return { url };
@@ -79,8 +91,9 @@ export function buildApp(config: Config, options: { logger?: Logger } = {}): App
     draining = true;
     logger.info("shutting down: draining connections");
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    // Idle keep-alive sockets would hold server.close() open until they time out.
-    server.closeIdleConnections();
+    // server.close() only ends the connections idle at that moment; a kept-alive connection
+    // whose request finishes later would hold it open until the deadline. Sweep them.
+    const sweep = setInterval(() => server.closeIdleConnections(), 50);
     await ws?.close();
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<"deadline">((resolve) => {
@@ -92,6 +105,7 @@ export function buildApp(config: Config, options: { logger?: Logger } = {}): App
       await closed;
     }
     clearTimeout(timer);
+    clearInterval(sweep);
     await runtime?.close();
     logger.info("shut down");
   }
@@ -110,5 +124,6 @@ export function buildApp(config: Config, options: { logger?: Logger } = {}): App
       return runtime;
     },
     logger,
+    server,
   };
 }

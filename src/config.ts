@@ -10,9 +10,12 @@ const bool = z
   .enum(["true", "false", "1", "0", "yes", "no"])
   .transform((v) => v === "true" || v === "1" || v === "yes");
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
-const list = z
-  .string()
-  .transform((v) => v.split(",").map((s) => s.trim()).filter(Boolean));
+const list = z.string().transform((v) =>
+  v
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean),
+);
 
 const envSchema = z.object({
   NODE_ENV: z.enum(["development", "test", "production"]).default("development"),
@@ -65,7 +68,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) {
     throw new ConfigError(
-      parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message} (got ${JSON.stringify(env[String(i.path[0])])})`),
+      parsed.error.issues.map(
+        (i) => `${i.path.join(".")}: ${i.message} (got ${JSON.stringify(env[String(i.path[0])])})`,
+      ),
     );
   }
   const config = toConfig(parsed.data);
@@ -143,19 +148,29 @@ function productionProblems(e: z.infer<typeof envSchema>, config: Config): strin
   for (const key of config.jwt.keys) {
     if (!key.kid) problems.push(`JWT_KEYS has an entry without a key id. ${keyHint}`);
     else if (key.secret.length < MIN_SECRET_LENGTH || WEAK_SECRETS.test(key.secret)) {
-      problems.push(`JWT_KEYS key "${key.kid}" is weak (shorter than ${MIN_SECRET_LENGTH} characters or a well-known value). ${keyHint}`);
+      problems.push(
+        `JWT_KEYS key "${key.kid}" is weak (shorter than ${MIN_SECRET_LENGTH} characters or a well-known value). ${keyHint}`,
+      );
     }
   }
   if (!e.CORS_ORIGINS || e.CORS_ORIGINS.length === 0) {
-    problems.push('CORS_ORIGINS is not set. Set it to the web app\'s origins, e.g. CORS_ORIGINS="https://app.example.com"');
+    problems.push(
+      'CORS_ORIGINS is not set. Set it to the web app\'s origins, e.g. CORS_ORIGINS="https://app.example.com"',
+    );
   } else if (e.CORS_ORIGINS.includes("*")) {
-    problems.push('CORS_ORIGINS contains "*". List the allowed origins explicitly, e.g. CORS_ORIGINS="https://app.example.com"');
+    problems.push(
+      'CORS_ORIGINS contains "*". List the allowed origins explicitly, e.g. CORS_ORIGINS="https://app.example.com"',
+    );
   }
   if (!e.DATABASE_URL) {
-    problems.push('DATABASE_URL is not set. Production runs on PostgreSQL: DATABASE_URL="postgresql://user:pass@host:5432/floyo"');
+    problems.push(
+      'DATABASE_URL is not set. Production runs on PostgreSQL: DATABASE_URL="postgresql://user:pass@host:5432/floyo"',
+    );
   }
   if (!e.REDIS_URL) {
-    problems.push('REDIS_URL is not set. Production shares pub/sub, locks and limits through Redis: REDIS_URL="redis://host:6379"');
+    problems.push(
+      'REDIS_URL is not set. Production shares pub/sub, locks and limits through Redis: REDIS_URL="redis://host:6379"',
+    );
   }
   return problems;
 }

@@ -14,7 +14,8 @@ try {
 }
 
 const app = buildApp(config);
-if (config.jwt.ephemeral) app.logger.warn("JWT_KEYS is not set: tokens are signed with a random key and end with this process");
+if (config.jwt.ephemeral)
+  app.logger.warn("JWT_KEYS is not set: tokens are signed with a random key and end with this process");
 
 try {
   await app.start();

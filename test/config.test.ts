@@ -36,8 +36,16 @@ describe("production configuration", () => {
   it.each([
     ["JWT keys are missing", { JWT_KEYS: undefined }, /JWT_KEYS is not set.*openssl rand/],
     ["a JWT key is short", { JWT_KEYS: "k1:short-secret" }, /JWT_KEYS key "k1" is weak/],
-    ["a JWT key is a well-known value", { JWT_KEYS: `k1:${"your-secret-key-change-in-production".padEnd(40, "x")}` }, /JWT_KEYS key "k1" is weak/],
-    ["a JWT key has no id", { JWT_KEYS: "0123456789abcdef0123456789abcdef-strong" }, /JWT_KEYS has an entry without a key id/],
+    [
+      "a JWT key is a well-known value",
+      { JWT_KEYS: `k1:${"your-secret-key-change-in-production".padEnd(40, "x")}` },
+      /JWT_KEYS key "k1" is weak/,
+    ],
+    [
+      "a JWT key has no id",
+      { JWT_KEYS: "0123456789abcdef0123456789abcdef-strong" },
+      /JWT_KEYS has an entry without a key id/,
+    ],
     ["CORS origins are missing", { CORS_ORIGINS: undefined }, /CORS_ORIGINS is not set/],
     ["CORS origins are *", { CORS_ORIGINS: "*" }, /CORS_ORIGINS contains "\*"/],
     ["DATABASE_URL is missing", { DATABASE_URL: undefined }, /DATABASE_URL is not set\. Production runs on PostgreSQL/],
@@ -48,13 +56,18 @@ describe("production configuration", () => {
 
   it("names every problem at once", () => {
     const message = refusal({ JWT_KEYS: undefined, CORS_ORIGINS: "*", DATABASE_URL: undefined, REDIS_URL: undefined });
-    for (const variable of ["JWT_KEYS", "CORS_ORIGINS", "DATABASE_URL", "REDIS_URL"]) expect(message).toContain(variable);
+    for (const variable of ["JWT_KEYS", "CORS_ORIGINS", "DATABASE_URL", "REDIS_URL"])
+      expect(message).toContain(variable);
   });
 
   it("refuses malformed values in any environment", () => {
     expect(() => loadConfig(testEnv({ PORT: "eighty" }))).toThrowError(/PORT/);
-    expect(() => loadConfig(testEnv({ DATABASE_URL: "mysql://x", REDIS_URL: "redis://x" }))).toThrowError(/DATABASE_URL: must be a postgresql:\/\/ URL/);
-    expect(() => loadConfig(testEnv({ DATABASE_URL: "postgresql://x/y", REDIS_URL: undefined }))).toThrowError(/REDIS_URL is not set\. The services mode needs both/);
+    expect(() => loadConfig(testEnv({ DATABASE_URL: "mysql://x", REDIS_URL: "redis://x" }))).toThrowError(
+      /DATABASE_URL: must be a postgresql:\/\/ URL/,
+    );
+    expect(() => loadConfig(testEnv({ DATABASE_URL: "postgresql://x/y", REDIS_URL: undefined }))).toThrowError(
+      /REDIS_URL is not set\. The services mode needs both/,
+    );
   });
 
   it("the server process exits 1 with the message when started with NODE_ENV=production and no secrets", async () => {
@@ -67,7 +80,8 @@ describe("production configuration", () => {
     );
     expect(failure?.code).toBe(1);
     expect(failure?.stderr).toMatch(/Configuration refused/);
-    for (const variable of ["JWT_KEYS", "CORS_ORIGINS", "DATABASE_URL", "REDIS_URL"]) expect(failure?.stderr).toContain(variable);
+    for (const variable of ["JWT_KEYS", "CORS_ORIGINS", "DATABASE_URL", "REDIS_URL"])
+      expect(failure?.stderr).toContain(variable);
   });
 
   it.runIf(services)("refuses to start while migrations are pending", async () => {
@@ -79,7 +93,12 @@ describe("production configuration", () => {
     try {
       const url = new URL(s.databaseUrl);
       url.pathname = `/${name}`;
-      const started = startServer({ ...production, DATABASE_URL: url.toString(), REDIS_URL: s.redisUrl, HOST: "127.0.0.1" });
+      const started = startServer({
+        ...production,
+        DATABASE_URL: url.toString(),
+        REDIS_URL: s.redisUrl,
+        HOST: "127.0.0.1",
+      });
       await expect(started).rejects.toThrowError(/migration\(s\) pending.*npm run db:deploy/);
     } finally {
       await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);

@@ -22,19 +22,32 @@ describe("embedded mode", () => {
 
     const ready = await fetch(`${first.url}/health/readiness`);
     expect(ready.status).toBe(200);
-    expect(await ready.json()).toMatchObject({ status: "ready", checks: { database: { ok: true }, migrations: { ok: true } } });
+    expect(await ready.json()).toMatchObject({
+      status: "ready",
+      checks: { database: { ok: true }, migrations: { ok: true } },
+    });
 
     const typename = await gql(first.graphqlUrl, "{ __typename }");
     expect(typename.data).toEqual({ __typename: "Query" });
 
     const { user, token } = await createUser(first.app, config);
-    const before = await gql(first.graphqlUrl, "{ viewer { id email memberships { role organization { slug personal } } } }", { token });
+    const before = await gql(
+      first.graphqlUrl,
+      "{ viewer { id email memberships { role organization { slug personal } } } }",
+      { token },
+    );
     expect(before.errors).toBeUndefined();
-    expect(before.data).toMatchObject({ viewer: { email: user.email, memberships: [{ role: "OWNER", organization: { personal: true } }] } });
+    expect(before.data).toMatchObject({
+      viewer: { email: user.email, memberships: [{ role: "OWNER", organization: { personal: true } }] },
+    });
     await first.stop();
 
     const second = await startServer({ ...embedded, DATA_DIR: dataDir });
-    const after = await gql(second.graphqlUrl, "{ viewer { id email memberships { role organization { slug personal } } } }", { token });
+    const after = await gql(
+      second.graphqlUrl,
+      "{ viewer { id email memberships { role organization { slug personal } } } }",
+      { token },
+    );
     expect(after.data).toEqual(before.data);
     await second.stop();
   });
@@ -44,7 +57,10 @@ describe("embedded mode", () => {
     try {
       const run = () =>
         execFileSync("node_modules/.bin/tsx", ["src/main.ts"], {
-          env: { ...testEnv({ ...embedded, DATA_DIR: dataDir, PORT: "0", LOG_LEVEL: "fatal" }), PATH: process.env.PATH },
+          env: {
+            ...testEnv({ ...embedded, DATA_DIR: dataDir, PORT: "0", LOG_LEVEL: "fatal" }),
+            PATH: process.env.PATH,
+          },
           stdio: "pipe",
           encoding: "utf8",
         });

@@ -39,18 +39,19 @@ export function createRedisLocks(redis: Redis): LockService {
   };
 }
 
-export function createInProcessLocks(): LockService {
+/** `now` is injectable so that tests can let a lease lapse without waiting for it. */
+export function createInProcessLocks(now: () => number = Date.now): LockService {
   const held = new Map<string, { token: string; expiresAt: number }>();
   const fences = new Map<string, bigint>();
   const current = (name: string) => {
     const lock = held.get(name);
-    return lock && lock.expiresAt > Date.now() ? lock : undefined;
+    return lock && lock.expiresAt > now() ? lock : undefined;
   };
   return {
     async acquire(name, ttlMs) {
       if (current(name)) return null;
       const token = randomUUID();
-      held.set(name, { token, expiresAt: Date.now() + ttlMs });
+      held.set(name, { token, expiresAt: now() + ttlMs });
       const fencingToken = (fences.get(name) ?? 0n) + 1n;
       fences.set(name, fencingToken);
       return { name, token, fencingToken };
@@ -58,7 +59,7 @@ export function createInProcessLocks(): LockService {
     async renew(lease, ttlMs) {
       const lock = current(lease.name);
       if (lock?.token !== lease.token) return false;
-      lock.expiresAt = Date.now() + ttlMs;
+      lock.expiresAt = now() + ttlMs;
       return true;
     },
     async release(lease) {

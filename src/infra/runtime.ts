@@ -3,8 +3,8 @@
 import type { Redis } from "ioredis";
 import type { Config } from "../config.ts";
 import { type Database, openDatabase } from "./db.ts";
-import type { Logger } from "./logger.ts";
 import { createInProcessLocks, createRedisLocks, type LockService } from "./lock.ts";
+import type { Logger } from "./logger.ts";
 import { applyPendingMigrations, pendingMigrations } from "./migrations.ts";
 import { createInProcessPubSub, createRedisPubSub, type PubSub } from "./pubsub.ts";
 import { createRedis } from "./redis.ts";
@@ -65,7 +65,8 @@ async function checkMigrations(config: Config, db: Database, logger: Logger) {
   try {
     pending = await pendingMigrations(db.raw);
   } catch (err) {
-    if (config.production) throw new StartupError(`PostgreSQL at DATABASE_URL is unreachable: ${(err as Error).message}`);
+    if (config.production)
+      throw new StartupError(`PostgreSQL at DATABASE_URL is unreachable: ${(err as Error).message}`);
     // Outside production the server starts anyway; readiness reports the database until it is back.
     logger.warn({ err: (err as Error).message }, "database unreachable at start");
     return;

@@ -3,7 +3,7 @@
 import type { IncomingMessage } from "node:http";
 import { GraphQLError } from "graphql";
 import { createYoga, type Plugin, useErrorHandler } from "graphql-yoga";
-import { buildContext, type AppDeps, type Context } from "../context.ts";
+import { type AppDeps, buildContext, type Context } from "../context.ts";
 import { armorPlugin } from "../schema/armor.ts";
 import { isUnexpected, toGraphQLError } from "../schema/errors.ts";
 import { schema } from "../schema/schema.ts";
@@ -51,7 +51,8 @@ export function createYogaServer(deps: AppDeps) {
         const ctx = context as Partial<Context>;
         for (const error of errors) {
           const mapped = toGraphQLError(error);
-          if (isUnexpected(mapped)) logger.error({ err: mapped.originalError ?? error, requestId: ctx.requestId }, "unexpected error");
+          if (isUnexpected(mapped))
+            logger.error({ err: mapped.originalError ?? error, requestId: ctx.requestId }, "unexpected error");
         }
       }),
       useRequestIdInErrors(),
@@ -66,7 +67,8 @@ function useRequestIdInErrors(): Plugin<Context, ServerContext> {
   return {
     onResultProcess({ result, setResult, serverContext }) {
       if (Array.isArray(result) || Symbol.asyncIterator in result) return;
-      if (result.errors?.length) setResult({ ...result, errors: withRequestId(result.errors, serverContext.requestId) });
+      if (result.errors?.length)
+        setResult({ ...result, errors: withRequestId(result.errors, serverContext.requestId) });
     },
   };
 }

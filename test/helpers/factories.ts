@@ -1,8 +1,8 @@
 // Rows a test needs before it can ask anything, written through the server's own Prisma client.
 import { randomUUID } from "node:crypto";
 import type { App } from "../../src/app.ts";
-import { signAccessToken } from "../../src/features/auth/tokens.ts";
 import type { Config } from "../../src/config.ts";
+import { signAccessToken } from "../../src/features/auth/tokens.ts";
 
 export function uniqueEmail(label = "user") {
   return `${label}-${randomUUID().slice(0, 8)}@example.test`;

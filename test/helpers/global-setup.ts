@@ -19,7 +19,9 @@ export default async function setup(project: TestProject) {
   const redisUrl = process.env.REDIS_URL;
   if (!adminUrl || !redisUrl) {
     if (process.env.CI === "true") {
-      throw new Error("CI=true: DATABASE_URL and REDIS_URL must be set; the suite runs against real PostgreSQL and Redis in CI.");
+      throw new Error(
+        "CI=true: DATABASE_URL and REDIS_URL must be set; the suite runs against real PostgreSQL and Redis in CI.",
+      );
     }
     project.provide("services", null);
     return;
@@ -57,10 +59,9 @@ export default async function setup(project: TestProject) {
   return async () => {
     await admin.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
     // Other databases this run made (test files that need an empty one) share the prefix.
-    const { rows } = await admin.query<{ datname: string }>(
-      "SELECT datname FROM pg_database WHERE datname LIKE $1",
-      [`${dbName}%`],
-    );
+    const { rows } = await admin.query<{ datname: string }>("SELECT datname FROM pg_database WHERE datname LIKE $1", [
+      `${dbName}%`,
+    ]);
     for (const row of rows) await admin.query(`DROP DATABASE IF EXISTS "${row.datname}" WITH (FORCE)`);
     await admin.end();
     let cursor = "0";

@@ -37,7 +37,10 @@ export function verifyAccessToken(token: string, jwtConfig: Config["jwt"]): Acce
   }
   const key = jwtConfig.keys.find((k) => k.kid === decoded.header.kid);
   if (!key) {
-    throw new UnauthenticatedError("TOKEN_KEY_UNKNOWN", "The access token was signed with a key that is no longer accepted.");
+    throw new UnauthenticatedError(
+      "TOKEN_KEY_UNKNOWN",
+      "The access token was signed with a key that is no longer accepted.",
+    );
   }
   try {
     const payload = jwt.verify(token, key.secret, {
@@ -56,8 +59,10 @@ export function verifyAccessToken(token: string, jwtConfig: Config["jwt"]): Acce
       throw new UnauthenticatedError("TOKEN_NOT_YET_VALID", "The access token is not valid yet.");
     }
     const message = (err as Error).message;
-    if (/audience/.test(message)) throw new UnauthenticatedError("TOKEN_AUDIENCE_INVALID", "The access token is for another audience.");
-    if (/issuer/.test(message)) throw new UnauthenticatedError("TOKEN_ISSUER_INVALID", "The access token is from another issuer.");
+    if (/audience/.test(message))
+      throw new UnauthenticatedError("TOKEN_AUDIENCE_INVALID", "The access token is for another audience.");
+    if (/issuer/.test(message))
+      throw new UnauthenticatedError("TOKEN_ISSUER_INVALID", "The access token is from another issuer.");
     throw new UnauthenticatedError("TOKEN_INVALID", "The access token is invalid.");
   }
 }

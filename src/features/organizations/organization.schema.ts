@@ -17,6 +17,7 @@ export const OrganizationTierRef = builder.enumType("OrganizationTier", {
 // Visible to its members only; for anyone else it does not exist.
 export const OrganizationRef = builder.prismaNode("Organization", {
   id: { field: "id" },
+  nullable: true,
   findUnique: (id, ctx) => ({ id, members: { some: { userId: viewerIdOrNobody(ctx) } } }),
   fields: (t) => ({
     name: t.exposeString("name"),

@@ -6,6 +6,7 @@ import { builder } from "../../schema/builder.ts";
 // condition covers the viewer too.
 export const UserRef = builder.prismaNode("User", {
   id: { field: "id" },
+  nullable: true,
   findUnique: (id, ctx) => ({
     id,
     memberships: {

@@ -1,0 +1,26 @@
+// Typed documents from schema.graphql (client preset): one set for the tests, one for the
+// SDK that the web app and partners start from. Both outputs are generated, not committed.
+import type { CodegenConfig } from "@graphql-codegen/cli";
+
+const shared = {
+  preset: "client" as const,
+  config: {
+    useTypeImports: true,
+    enumsAsTypes: true,
+    scalars: { DateTime: "string" },
+    strictScalars: true,
+  },
+  presetConfig: { fragmentMasking: false },
+};
+
+const config: CodegenConfig = {
+  schema: "schema.graphql",
+  ignoreNoDocuments: true,
+  importExtension: ".ts",
+  generates: {
+    "test/gql/": { ...shared, documents: ["test/**/*.ts", "!test/gql/**"] },
+    "sdk/generated/": { ...shared, documents: ["sdk/operations/**/*.graphql"] },
+  },
+};
+
+export default config;

@@ -1,0 +1,88 @@
+// Graceful shutdown: stop accepting, let in-flight requests finish, close WebSockets with
+// 1001, close pools, and exit 0 on SIGTERM.
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import http from "node:http";
+import { describe, expect, it } from "vitest";
+import WebSocket from "ws";
+import { startServer, testEnv } from "./helpers/server.ts";
+
+describe("graceful shutdown", () => {
+  it("finishes an in-flight request, refuses new connections, and closes WebSockets with 1001", async () => {
+    // A deadline longer than the test's timeout: the test passes only if shutdown completes
+    // because the work is done, not because the deadline cut it short.
+    const server = await startServer({ SHUTDOWN_TIMEOUT_MS: "120000" });
+    const { port } = new URL(server.url);
+
+    const socket = new WebSocket(server.wsUrl, "graphql-transport-ws");
+    await once(socket, "open");
+    socket.send(JSON.stringify({ type: "connection_init" }));
+    await once(socket, "message");
+    const wsClosed = once(socket, "close");
+
+    // A request whose body has only half arrived when shutdown begins.
+    const body = JSON.stringify({ query: "{ __typename }" });
+    const received = once(server.app.server, "request");
+    const request = http.request({
+      host: "127.0.0.1",
+      port,
+      path: "/graphql",
+      method: "POST",
+      headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
+    });
+    const responded = once(request, "response") as Promise<[http.IncomingMessage]>;
+    request.write(body.slice(0, 5));
+    await received;
+
+    const stopped = server.stop();
+
+    const [code, reason] = (await wsClosed) as [number, Buffer];
+    expect(code).toBe(1001);
+    expect(reason.toString()).toMatch(/going away/i);
+
+    const refused = await fetch(`${server.url}/health/liveness`).then(
+      () => "accepted",
+      (err: Error & { cause?: { code?: string } }) => err.cause?.code,
+    );
+    expect(refused).toBe("ECONNREFUSED");
+
+    request.end(body.slice(5));
+    const [response] = await responded;
+    let text = "";
+    for await (const chunk of response) text += chunk;
+    expect(response.statusCode).toBe(200);
+    expect(JSON.parse(text)).toEqual({ data: { __typename: "Query" } });
+    await stopped;
+  });
+
+  it("exits 0 on SIGTERM", async () => {
+    const child = spawn("node_modules/.bin/tsx", ["src/main.ts"], {
+      env: { ...testEnv({ LOG_LEVEL: "info" }), PATH: process.env.PATH },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    const listening = new Promise<string>((resolve, reject) => {
+      child.stdout.on("data", (chunk: Buffer) => {
+        output += chunk;
+        const match = /"url":"(http:[^"]+)"/.exec(output);
+        if (match?.[1]) resolve(match[1]);
+      });
+      child.once("exit", (code) => reject(new Error(`exited ${code} before listening: ${output}`)));
+    });
+    const url = await listening;
+    expect(
+      (
+        await fetch(url, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: '{"query":"{ __typename }"}',
+        })
+      ).status,
+    ).toBe(200);
+    const exited = once(child, "exit");
+    child.kill("SIGTERM");
+    const [code] = await exited;
+    expect(code).toBe(0);
+    expect(output).toMatch(/"msg":"shut down"/);
+  });
+});
