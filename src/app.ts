@@ -4,9 +4,12 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import type { Config } from "./config.ts";
 import type { AppDeps } from "./context.ts";
+import { createPrincipalResolver, type PrincipalResolver } from "./features/auth/principal.ts";
 import { createHealth } from "./infra/health.ts";
 import { createLogger, type Logger } from "./infra/logger.ts";
+import { createMailer, type Mailer } from "./infra/mailer.ts";
 import { openRuntime, type Runtime } from "./infra/runtime.ts";
+import { createDownloadRoutes } from "./server/downloads.ts";
 import { createHealthRoutes } from "./server/health-routes.ts";
 import { attachWebSocketServer } from "./server/ws.ts";
 import { createYogaServer } from "./server/yoga.ts";
@@ -33,19 +36,19 @@ export function buildApp(config: Config, options: { logger?: Logger } = {}): App
 
   const server = createServer({ keepAliveTimeout: 65_000 });
   let ws: ReturnType<typeof attachWebSocketServer> | undefined;
+  let principals: PrincipalResolver | undefined;
+  let mailer: Mailer | undefined;
 
   async function start() {
     runtime = await openRuntime(config, logger);
-    const deps: AppDeps = {
-      config,
-      logger,
-      prisma: runtime.db.prisma,
-      pubsub: runtime.pubsub,
-      locks: runtime.locks,
-    };
+    const shared = { config, logger, prisma: runtime.db.prisma, pubsub: runtime.pubsub };
+    principals = createPrincipalResolver(shared);
+    mailer = createMailer(config, logger);
+    const deps: AppDeps = { ...shared, locks: runtime.locks, mailer, principals };
     const yoga = createYogaServer(deps);
     const health = createHealth({ raw: runtime.db.raw, redis: runtime.redis, isDraining: () => draining });
     const healthRoutes = createHealthRoutes(health);
+    const downloads = createDownloadRoutes(deps);
 
     server.on("request", (req: IncomingMessage, res: ServerResponse) => {
       // While draining, a request that arrives on a kept-alive connection is its last one.
@@ -53,7 +56,12 @@ export function buildApp(config: Config, options: { logger?: Logger } = {}): App
       const incoming = req.headers["x-request-id"];
       const requestId = typeof incoming === "string" && REQUEST_ID.test(incoming) ? incoming : randomUUID();
       res.setHeader("x-request-id", requestId);
-      const done = req.url?.startsWith("/health") ? healthRoutes(req, res) : yoga(req, res, { req, requestId });
+      const url = req.url ?? "/";
+      const done = url.startsWith("/health")
+        ? healthRoutes(req, res)
+        : url.startsWith("/downloads/")
+          ? downloads(req, res, requestId)
+          : yoga(req, res, { req, requestId });
       Promise.resolve(done).catch((err: unknown) => {
         logger.error({ err, requestId }, "request failed outside GraphQL");
         if (!res.headersSent) res.writeHead(500, { "content-type": "application/json" });
@@ -106,6 +114,8 @@ export function buildApp(config: Config, options: { logger?: Logger } = {}): App
     }
     clearTimeout(timer);
     clearInterval(sweep);
+    await principals?.close();
+    mailer?.close();
     await runtime?.close();
     logger.info("shut down");
   }

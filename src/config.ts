@@ -37,6 +37,16 @@ const envSchema = z.object({
   JWT_ISSUER: z.string().default("floyo"),
   JWT_AUDIENCE: z.string().default("floyo-api"),
   JWT_ACCESS_TTL_SECONDS: int(60, 86_400).default(900),
+  REFRESH_TOKEN_TTL_DAYS: int(1, 365).default(30),
+  // scrypt cost as log2(N); the hash records it, so raising it later keeps old hashes valid.
+  PASSWORD_HASH_LOG_N: int(10, 20).default(15),
+  SMTP_URL: z
+    .string()
+    .regex(/^smtps?:\/\//, "must be an smtp:// or smtps:// URL")
+    .optional(),
+  MAIL_FROM: z.string().default("Floyo <no-reply@floyo.local>"),
+  APP_URL: z.string().url().default("http://localhost:3000"),
+  TRUST_PROXY: bool.default(false),
   CORS_ORIGINS: list.optional(),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   GRAPHIQL: bool.optional(),
@@ -111,6 +121,11 @@ function toConfig(e: z.infer<typeof envSchema>) {
       audience: e.JWT_AUDIENCE,
       accessTtlSeconds: e.JWT_ACCESS_TTL_SECONDS,
     },
+    refreshTokenTtlDays: e.REFRESH_TOKEN_TTL_DAYS,
+    passwordHashLogN: e.PASSWORD_HASH_LOG_N,
+    mail: { smtpUrl: e.SMTP_URL, from: e.MAIL_FROM },
+    appUrl: e.APP_URL.replace(/\/$/, ""),
+    trustProxy: e.TRUST_PROXY,
     corsOrigins: e.CORS_ORIGINS ?? ["*"],
     logLevel: e.LOG_LEVEL,
     graphiql: e.GRAPHIQL ?? !production,

@@ -1,16 +1,13 @@
 // The per-request context, built once per HTTP request or WebSocket operation: who is asking
 // (authenticated here, once) and the shared dependencies every resolver and service uses.
 import type { Config } from "./config.ts";
-import { verifyAccessToken } from "./features/auth/tokens.ts";
+import type { Principal, PrincipalResolver } from "./features/auth/principal.ts";
 import type { PrismaClient } from "./infra/db.ts";
 import type { LockService } from "./infra/lock.ts";
 import type { Logger } from "./infra/logger.ts";
+import type { Mailer } from "./infra/mailer.ts";
 import type { PubSub } from "./infra/pubsub.ts";
-
-export interface Viewer {
-  userId: string;
-  sessionId?: string;
-}
+import { decodeId } from "./schema/global-id.ts";
 
 /** What lives as long as the process: shared by every request's context. */
 export interface AppDeps {
@@ -19,29 +16,58 @@ export interface AppDeps {
   prisma: PrismaClient;
   pubsub: PubSub;
   locks: LockService;
+  mailer: Mailer;
+  principals: PrincipalResolver;
+}
+
+/** What a mutation resolver tells the audit trail about the row it acted on. */
+export interface AuditNote {
+  resourceType?: string;
+  resourceId?: string;
+  organizationId?: string;
+  actorUserId?: string;
+  details?: Record<string, unknown>;
+}
+
+export interface RequestInfo {
+  requestId: string;
+  ip: string | null;
+  userAgent: string | null;
+  authorization: string | null;
+  apiKey: string | null;
+  /** X-Organization-Id: the organization to act in, when not the personal one. */
+  organization: string | null;
 }
 
 export interface Context extends AppDeps {
   requestId: string;
-  viewer: Viewer | null;
+  ip: string | null;
+  userAgent: string | null;
+  principal: Principal | null;
+  requestedOrganizationId: string | null;
+  /** Per-request memo for lookups several resolvers share (roles, active organization). */
+  memo: Map<string, Promise<unknown>>;
+  /** Keyed by the mutation's response key. */
+  auditNotes: Map<string, AuditNote>;
 }
 
-/** `Authorization: Bearer <jwt>` over HTTP, or `authorization` in graphql-ws connection params. */
-export function buildContext(deps: AppDeps, requestId: string, authorization: string | null | undefined): Context {
-  return { ...deps, requestId, viewer: authenticate(deps.config, authorization) };
-}
-
-function authenticate(config: Config, authorization: string | null | undefined): Viewer | null {
-  if (!authorization) return null;
-  const token = authorization.startsWith("Bearer ") ? authorization.slice(7).trim() : authorization.trim();
-  const claims = verifyAccessToken(token, config.jwt);
-  return { userId: claims.sub, sessionId: claims.sid };
+export async function buildContext(deps: AppDeps, request: RequestInfo): Promise<Context> {
+  return {
+    ...deps,
+    requestId: request.requestId,
+    ip: request.ip,
+    userAgent: request.userAgent,
+    principal: await deps.principals.resolve(request.authorization, request.apiKey),
+    requestedOrganizationId: request.organization ? decodeId(request.organization, "Organization").id : null,
+    memo: new Map(),
+    auditNotes: new Map(),
+  };
 }
 
 /**
- * The viewer's id for visibility filters, or the nil UUID, which matches no membership: an
- * anonymous request sees no tenant rows without a separate code path.
+ * The caller's user id for visibility filters, or the nil UUID, which matches no membership:
+ * an anonymous caller sees no tenant rows without a separate code path.
  */
 export function viewerIdOrNobody(ctx: Context): string {
-  return ctx.viewer?.userId ?? "00000000-0000-0000-0000-000000000000";
+  return ctx.principal?.kind === "user" ? ctx.principal.userId : "00000000-0000-0000-0000-000000000000";
 }

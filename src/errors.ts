@@ -34,7 +34,11 @@ export class ValidationError extends AppError {
   constructor(
     message: string,
     readonly fieldErrors: { path: string; message: string }[] = [],
+    code = "BAD_USER_INPUT",
   ) {
-    super("BAD_USER_INPUT", message, { fieldErrors });
+    super(code, message, { fieldErrors });
   }
 }
+
+/** A rule of the domain that the request would break (last owner leaving, a used token…). */
+export class ConflictError extends AppError {}

@@ -16,7 +16,6 @@ afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
 describe("embedded mode", () => {
   it("starts on an empty DATA_DIR, migrates it, serves, and keeps its data across a restart", async () => {
-    const config = loadConfig(testEnv({ ...embedded, DATA_DIR: dataDir }));
     const first = await startServer({ ...embedded, DATA_DIR: dataDir });
     expect(existsSync(path.join(dataDir, "pglite"))).toBe(true);
 
@@ -30,7 +29,7 @@ describe("embedded mode", () => {
     const typename = await gql(first.graphqlUrl, "{ __typename }");
     expect(typename.data).toEqual({ __typename: "Query" });
 
-    const { user, token } = await createUser(first.app, config);
+    const { user, token } = await createUser(first.graphqlUrl);
     const before = await gql(
       first.graphqlUrl,
       "{ viewer { id email memberships { role organization { slug personal } } } }",

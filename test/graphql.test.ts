@@ -1,12 +1,11 @@
 // The GraphQL surface as a client meets it over HTTP and WebSocket: request ids, stable
 // error codes, operation limits on both transports, global ids and tenant visibility.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadConfig } from "../src/config.ts";
 import { encodeId } from "../src/schema/global-id.ts";
 import { graphql } from "./gql/index.ts";
 import { gql, wsClient, wsRequest } from "./helpers/client.ts";
 import { createUser } from "./helpers/factories.ts";
-import { startServer, type TestServer, testEnv } from "./helpers/server.ts";
+import { startServer, type TestServer } from "./helpers/server.ts";
 
 const ViewerQuery = graphql(`
   query TestViewer {
@@ -33,13 +32,14 @@ const NodeQuery = graphql(`
 `);
 
 const limits = { MAX_DEPTH: "4", MAX_ALIASES: "3", MAX_COST: "60", MAX_TOKENS: "300", MAX_DIRECTIVES: "3" };
+// Low limits on one server for the limit tests; the defaults on the other.
+let limited: TestServer;
 let server: TestServer;
-const config = loadConfig(testEnv(limits));
 
 beforeAll(async () => {
-  server = await startServer(limits);
+  [limited, server] = await Promise.all([startServer(limits), startServer()]);
 });
-afterAll(() => server.stop());
+afterAll(() => Promise.all([limited.stop(), server.stop()]));
 
 const aliases = "{ a: viewer { id } b: viewer { id } c: viewer { id } d: viewer { id } }";
 const deep = "{ viewer { memberships { organization { id } } } }"; // depth 4: allowed
@@ -86,7 +86,7 @@ describe("operation limits", () => {
     ["directives", directives, "DIRECTIVE_LIMIT_EXCEEDED"],
     ["tokens", manyTokens, "TOKEN_LIMIT_EXCEEDED"],
   ])("rejects too many %s over HTTP with a stable code", async (_name, query, code) => {
-    const response = await gql(server.graphqlUrl, query);
+    const response = await gql(limited.graphqlUrl, query);
     expect(response.data ?? null).toBeNull();
     expect(response.errors?.map((e) => e.extensions?.code)).toContain(code);
   });
@@ -94,12 +94,12 @@ describe("operation limits", () => {
   it("rejects an operation over its cost", async () => {
     const expensive = `{ ${Array.from({ length: 3 }, (_, i) => `v${i}: viewer { memberships { organization { id name slug description tier createdAt } role joinedAt } }`).join(" ")} }`;
     // Within the other limits (3 aliases, depth 4), so only cost can refuse it.
-    const response = await gql(server.graphqlUrl, expensive);
+    const response = await gql(limited.graphqlUrl, expensive);
     expect(response.errors?.map((e) => e.extensions?.code)).toContain("COST_LIMIT_EXCEEDED");
   });
 
   it("lets an operation within every limit through", async () => {
-    const response = await gql(server.graphqlUrl, deep);
+    const response = await gql(limited.graphqlUrl, deep);
     expect(response.errors).toBeUndefined();
     expect(response.data).toEqual({ viewer: null });
   });
@@ -111,7 +111,7 @@ describe("operation limits", () => {
   ])(
     "rejects too many %s over graphql-ws with the same code, and the connection stays usable",
     async (_name, query, code) => {
-      const client = wsClient(server.wsUrl);
+      const client = wsClient(limited.wsUrl);
       try {
         const rejected = await wsRequest(client, query);
         expect(rejected.errors?.map((e) => e.extensions?.code)).toContain(code);
@@ -130,22 +130,22 @@ describe("viewer, node and tenant visibility", () => {
   });
 
   it("resolves the viewer and their organizations through node(id:) with global ids", async () => {
-    const { user, org, token } = await createUser(server.app, config);
+    const { user, org, token } = await createUser(server.graphqlUrl);
     const viewer = await gql(server.graphqlUrl, ViewerQuery, { token });
-    expect(viewer.data?.viewer?.id).toBe(encodeId("User", user.id));
-    expect(viewer.data?.viewer?.memberships[0]?.organization.id).toBe(encodeId("Organization", org.id));
+    expect(viewer.data?.viewer?.id).toBe(user.id);
+    expect(viewer.data?.viewer?.memberships[0]?.organization.id).toBe(org.id);
 
     const node = await gql(server.graphqlUrl, NodeQuery, {
       token,
-      variables: { id: encodeId("Organization", org.id) },
+      variables: { id: org.id },
     });
-    expect(node.data).toEqual({ node: { id: encodeId("Organization", org.id), slug: org.slug } });
+    expect(node.data).toEqual({ node: { id: org.id, slug: org.slug } });
   });
 
   it("hides another organization's rows: node(id:) is null, exactly as for an id that does not exist", async () => {
-    const a = await createUser(server.app, config);
-    const b = await createUser(server.app, config);
-    for (const id of [encodeId("Organization", a.org.id), encodeId("User", a.user.id)]) {
+    const a = await createUser(server.graphqlUrl);
+    const b = await createUser(server.graphqlUrl);
+    for (const id of [a.org.id, a.user.id]) {
       const seenByB = await gql(server.graphqlUrl, NodeQuery, { token: b.token, variables: { id } });
       expect(seenByB.errors).toBeUndefined();
       expect(seenByB.data).toEqual({ node: null });
@@ -155,9 +155,9 @@ describe("viewer, node and tenant visibility", () => {
     // The owner still sees them: the nulls above are visibility, not a broken lookup.
     const seenByA = await gql(server.graphqlUrl, NodeQuery, {
       token: a.token,
-      variables: { id: encodeId("Organization", a.org.id) },
+      variables: { id: a.org.id },
     });
-    expect(seenByA.data?.node?.id).toBe(encodeId("Organization", a.org.id));
+    expect(seenByA.data?.node?.id).toBe(a.org.id);
     const missing = await gql(server.graphqlUrl, NodeQuery, {
       token: b.token,
       variables: { id: encodeId("Organization", "0190b6a0-0000-7000-8000-000000000000") },
@@ -173,7 +173,7 @@ describe("viewer, node and tenant visibility", () => {
   });
 
   it("serves queries over graphql-ws with the token in connection_init", async () => {
-    const { user, token } = await createUser(server.app, config);
+    const { user, token } = await createUser(server.graphqlUrl);
     const client = wsClient(server.wsUrl, { authorization: `Bearer ${token}` });
     try {
       const result = await wsRequest(client, "{ viewer { email } }");

@@ -1,10 +1,9 @@
 // The one Pothos builder. Plugin order matters: scope-auth wraps every resolver first.
 import SchemaBuilder from "@pothos/core";
-import ErrorsPlugin from "@pothos/plugin-errors";
 import PrismaPlugin from "@pothos/plugin-prisma";
 import RelayPlugin from "@pothos/plugin-relay";
 import ScopeAuthPlugin from "@pothos/plugin-scope-auth";
-import { DateTimeResolver } from "graphql-scalars";
+import { DateTimeResolver, JSONObjectResolver } from "graphql-scalars";
 import type { Context } from "../context.ts";
 import { ForbiddenError, UnauthenticatedError } from "../errors.ts";
 import type PrismaTypes from "../generated/pothos-types.ts";
@@ -14,16 +13,35 @@ import { decodeId } from "./global-id.ts";
 export const builder = new SchemaBuilder<{
   Context: Context;
   PrismaTypes: PrismaTypes;
-  AuthScopes: { authenticated: boolean };
+  AuthScopes: {
+    /** Anyone, signed in or not: said explicitly, so that every field declares its access. */
+    public: boolean;
+    /** A signed-in user or an API key. */
+    authenticated: boolean;
+    /** A signed-in user: account and credential operations are not for API keys. */
+    user: boolean;
+  };
   DefaultFieldNullability: false;
-  Scalars: { DateTime: { Input: Date; Output: Date } };
+  Scalars: {
+    DateTime: { Input: Date; Output: Date };
+    JSONObject: { Input: Record<string, unknown>; Output: unknown };
+  };
 }>({
-  plugins: [ScopeAuthPlugin, ErrorsPlugin, PrismaPlugin, RelayPlugin],
+  plugins: [ScopeAuthPlugin, PrismaPlugin, RelayPlugin],
   defaultFieldNullability: false,
   scopeAuth: {
     authorizeOnSubscribe: true,
-    authScopes: (ctx) => ({ authenticated: ctx.viewer !== null }),
-    unauthorizedError: (_parent, ctx) => (ctx.viewer ? new ForbiddenError() : new UnauthenticatedError()),
+    authScopes: (ctx) => ({
+      public: true,
+      authenticated: ctx.principal !== null,
+      user: ctx.principal?.kind === "user",
+    }),
+    unauthorizedError: (_parent, ctx) =>
+      ctx.principal
+        ? new ForbiddenError(
+            ctx.principal.kind === "apiKey" ? "This needs a signed-in user; API keys cannot do it." : undefined,
+          )
+        : new UnauthenticatedError(),
   },
   prisma: {
     client: (ctx) => ctx.prisma,
@@ -34,12 +52,13 @@ export const builder = new SchemaBuilder<{
   relay: {
     clientMutationId: "omit",
     cursorType: "String",
-    decodeGlobalID: decodeId,
-  },
-  errors: {
-    defaultTypes: [],
+    decodeGlobalID: (globalId) => decodeId(globalId),
+    nodeQueryOptions: { authScopes: { public: true } },
+    nodesQueryOptions: { authScopes: { public: true } },
   },
 });
 
 builder.addScalarType("DateTime", DateTimeResolver);
+builder.addScalarType("JSONObject", JSONObjectResolver);
 builder.queryType({});
+builder.mutationType({});

@@ -5,14 +5,17 @@ import { ValidationError } from "../errors.ts";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-export function decodeId(globalId: string): { typename: string; id: string } {
+/** Decodes a global id; with `typename`, also checks it is an id of that type. */
+export function decodeId(globalId: string, typename?: string): { typename: string; id: string } {
   let decoded: { typename: string; id: string };
   try {
     decoded = decodeGlobalID(globalId);
   } catch {
     throw new ValidationError(`"${globalId}" is not a valid id.`);
   }
-  if (!UUID.test(decoded.id)) throw new ValidationError(`"${globalId}" is not a valid id.`);
+  if (!UUID.test(decoded.id) || (typename && decoded.typename !== typename)) {
+    throw new ValidationError(`"${globalId}" is not a valid ${typename ?? ""} id.`.replace("  ", " "));
+  }
   return decoded;
 }
 

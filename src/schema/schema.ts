@@ -1,6 +1,9 @@
 // Loads every domain's types into the builder, then builds the schema once per process.
 import "../features/users/user.schema.ts";
+import "../features/auth/auth.schema.ts";
 import "../features/organizations/organization.schema.ts";
+import "../features/api-keys/apiKey.schema.ts";
+import "../features/audit/audit.schema.ts";
 import { builder } from "./builder.ts";
 
 export const schema = builder.toSchema();

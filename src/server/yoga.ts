@@ -4,6 +4,7 @@ import type { IncomingMessage } from "node:http";
 import { GraphQLError } from "graphql";
 import { createYoga, type Plugin, useErrorHandler } from "graphql-yoga";
 import { type AppDeps, buildContext, type Context } from "../context.ts";
+import { useAudit } from "../features/audit/audit.plugin.ts";
 import { armorPlugin } from "../schema/armor.ts";
 import { isUnexpected, toGraphQLError } from "../schema/errors.ts";
 import { schema } from "../schema/schema.ts";
@@ -36,10 +37,18 @@ export function createYogaServer(deps: AppDeps) {
       error: (...args) => logger.debug({ yoga: args }),
     },
     maskedErrors: { maskError: (error) => toGraphQLError(error) },
-    context: ({ request, requestId, connectionParams }) => {
-      const authorization = request?.headers.get("authorization") ?? stringParam(connectionParams, "authorization");
+    context: async ({ request, requestId, req, connectionParams }) => {
+      // HTTP sends these as headers; graphql-ws in the connection_init payload.
+      const header = (name: string) => request?.headers.get(name) ?? stringParam(connectionParams, name);
       try {
-        return buildContext(deps, requestId, authorization);
+        return await buildContext(deps, {
+          requestId,
+          ip: clientIp(req, config.trustProxy),
+          userAgent: req?.headers["user-agent"] ?? null,
+          authorization: header("authorization"),
+          apiKey: header("x-api-key"),
+          organization: header("x-organization-id"),
+        });
       } catch (error) {
         // Envelop wraps anything but a GraphQLError thrown here, losing its class and code.
         throw toGraphQLError(error);
@@ -56,6 +65,7 @@ export function createYogaServer(deps: AppDeps) {
         }
       }),
       useRequestIdInErrors(),
+      useAudit(),
     ],
   });
 }
@@ -87,7 +97,18 @@ export function withRequestId(errors: readonly GraphQLError[], requestId: string
   });
 }
 
-function stringParam(params: Record<string, unknown> | undefined, name: string): string | undefined {
-  const value = params?.[name] ?? params?.[name[0]?.toUpperCase() + name.slice(1)];
-  return typeof value === "string" ? value : undefined;
+/** A connection_init value by header name, in any letter case ("authorization", "Authorization"). */
+function stringParam(params: Record<string, unknown> | undefined, name: string): string | null {
+  if (!params) return null;
+  const key = Object.keys(params).find((k) => k.toLowerCase() === name);
+  const value = key ? params[key] : undefined;
+  return typeof value === "string" ? value : null;
+}
+
+/** The caller's address: the socket's, or the first X-Forwarded-For hop behind a trusted proxy. */
+function clientIp(req: IncomingMessage | undefined, trustProxy: boolean): string | null {
+  if (!req) return null;
+  const forwarded = req.headers["x-forwarded-for"];
+  if (trustProxy && typeof forwarded === "string") return forwarded.split(",")[0]?.trim() || null;
+  return req.socket.remoteAddress ?? null;
 }

@@ -20,6 +20,8 @@ export function testEnv(overrides: Record<string, string | undefined> = {}): Nod
     HOST: "127.0.0.1",
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
     JWT_KEYS: TEST_JWT_KEYS,
+    // Cheap hashes: the suite registers many users. Production refuses anything below 15.
+    PASSWORD_HASH_LOG_N: "10",
     ...(services
       ? { DATABASE_URL: services.databaseUrl, REDIS_URL: services.redisUrl, REDIS_KEY_PREFIX: services.redisKeyPrefix }
       : {}),

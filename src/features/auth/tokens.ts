@@ -10,13 +10,13 @@ export interface AccessClaims {
   /** user id */
   sub: string;
   /** session id: revoking the session ends its access tokens */
-  sid?: string;
+  sid: string;
 }
 
-export function signAccessToken(claims: AccessClaims, jwtConfig: Config["jwt"]): string {
+export function signAccessToken(claims: AccessClaims, jwtConfig: Config["jwt"]): { token: string; expiresAt: Date } {
   const key = jwtConfig.keys[0];
   if (!key) throw new Error("no JWT signing key configured");
-  return jwt.sign({ sid: claims.sid }, key.secret, {
+  const token = jwt.sign({ sid: claims.sid }, key.secret, {
     algorithm: ALGORITHM,
     keyid: key.kid,
     subject: claims.sub,
@@ -24,6 +24,7 @@ export function signAccessToken(claims: AccessClaims, jwtConfig: Config["jwt"]):
     audience: jwtConfig.audience,
     expiresIn: jwtConfig.accessTtlSeconds,
   });
+  return { token, expiresAt: new Date(Date.now() + jwtConfig.accessTtlSeconds * 1000) };
 }
 
 export function verifyAccessToken(token: string, jwtConfig: Config["jwt"]): AccessClaims {
@@ -48,8 +49,10 @@ export function verifyAccessToken(token: string, jwtConfig: Config["jwt"]): Acce
       issuer: jwtConfig.issuer,
       audience: jwtConfig.audience,
     }) as jwt.JwtPayload;
-    if (!payload.sub) throw new UnauthenticatedError("TOKEN_INVALID", "The access token has no subject.");
-    return { sub: payload.sub, sid: typeof payload.sid === "string" ? payload.sid : undefined };
+    if (!payload.sub || typeof payload.sid !== "string") {
+      throw new UnauthenticatedError("TOKEN_INVALID", "The access token has no subject or session.");
+    }
+    return { sub: payload.sub, sid: payload.sid };
   } catch (err) {
     if (err instanceof UnauthenticatedError) throw err;
     if (err instanceof jwt.TokenExpiredError) {
@@ -64,5 +67,44 @@ export function verifyAccessToken(token: string, jwtConfig: Config["jwt"]): Acce
     if (/issuer/.test(message))
       throw new UnauthenticatedError("TOKEN_ISSUER_INVALID", "The access token is from another issuer.");
     throw new UnauthenticatedError("TOKEN_INVALID", "The access token is invalid.");
+  }
+}
+
+const DOWNLOAD_TTL_SECONDS = 300;
+
+/** A short-lived, single-purpose token for a download link a browser can follow. */
+export function signDownloadToken(claims: AccessClaims & { purpose: string }, jwtConfig: Config["jwt"]) {
+  const key = jwtConfig.keys[0];
+  if (!key) throw new Error("no JWT signing key configured");
+  const token = jwt.sign({ sid: claims.sid, purpose: claims.purpose }, key.secret, {
+    algorithm: ALGORITHM,
+    keyid: key.kid,
+    subject: claims.sub,
+    issuer: jwtConfig.issuer,
+    audience: `${jwtConfig.audience}:download`,
+    expiresIn: DOWNLOAD_TTL_SECONDS,
+  });
+  return { token, expiresAt: new Date(Date.now() + DOWNLOAD_TTL_SECONDS * 1000) };
+}
+
+export function verifyDownloadToken(token: string, purpose: string, jwtConfig: Config["jwt"]): AccessClaims {
+  const decoded = jwt.decode(token, { complete: true });
+  const key = jwtConfig.keys.find((k) => k.kid === decoded?.header.kid);
+  if (!decoded || decoded.header.alg !== ALGORITHM || !key) {
+    throw new UnauthenticatedError("TOKEN_INVALID", "The download link is invalid.");
+  }
+  try {
+    const payload = jwt.verify(token, key.secret, {
+      algorithms: [ALGORITHM],
+      issuer: jwtConfig.issuer,
+      audience: `${jwtConfig.audience}:download`,
+    }) as jwt.JwtPayload;
+    if (payload.purpose !== purpose || !payload.sub || typeof payload.sid !== "string")
+      throw new Error("wrong purpose");
+    return { sub: payload.sub, sid: payload.sid };
+  } catch (err) {
+    if (err instanceof jwt.TokenExpiredError)
+      throw new UnauthenticatedError("TOKEN_EXPIRED", "The download link has expired.");
+    throw new UnauthenticatedError("TOKEN_INVALID", "The download link is invalid.");
   }
 }

@@ -1,0 +1,146 @@
+// Who is asking: a signed-in user (access token bound to a session) or an organization's API
+// key. Resolved once per request, through a short-lived cache that every instance empties
+// as soon as a session, user or key is revoked anywhere.
+import type { Config } from "../../config.ts";
+import { UnauthenticatedError } from "../../errors.ts";
+import type { OrgRole } from "../../generated/prisma/client.ts";
+import type { PrismaClient } from "../../infra/db.ts";
+import type { PubSub } from "../../infra/pubsub.ts";
+import { digest } from "./secrets.ts";
+import { verifyAccessToken } from "./tokens.ts";
+
+export interface UserPrincipal {
+  kind: "user";
+  userId: string;
+  sessionId: string;
+  email: string;
+  isSuperuser: boolean;
+}
+
+export interface ApiKeyPrincipal {
+  kind: "apiKey";
+  apiKeyId: string;
+  organizationId: string;
+  role: OrgRole;
+  scopes: string[];
+  createdById: string | null;
+}
+
+export type Principal = UserPrincipal | ApiKeyPrincipal;
+
+export const API_KEY_PATTERN = /^flo_([0-9a-f]{12})_[\w-]{20,}$/;
+const CACHE_TTL_MS = 30_000;
+const REVOKED_TOPIC = "auth:revoked";
+const LAST_USED_RESOLUTION_MS = 60_000;
+
+interface Entry {
+  principal: Principal;
+  expiresAt: number;
+}
+
+export function createPrincipalResolver(deps: { config: Config; prisma: PrismaClient; pubsub: PubSub }) {
+  const cache = new Map<string, Entry>();
+  // Revocations from any instance arrive here; entries are keyed by session id or key digest.
+  const revocations = deps.pubsub.subscribe(REVOKED_TOPIC, "all");
+  void (async () => {
+    for await (const event of revocations) {
+      if (event.id === "*") cache.clear();
+      else cache.delete(event.id);
+    }
+  })();
+
+  async function fromSession(sessionId: string, userId: string): Promise<Principal> {
+    const session = await deps.prisma.userSession.findUnique({
+      where: { id: sessionId },
+      select: {
+        userId: true,
+        revokedAt: true,
+        expiresAt: true,
+        user: { select: { email: true, isActive: true, isSuperuser: true, deletedAt: true } },
+      },
+    });
+    if (!session || session.userId !== userId || session.revokedAt || session.expiresAt <= new Date()) {
+      throw new UnauthenticatedError("SESSION_REVOKED", "This session has ended; sign in again.");
+    }
+    if (!session.user.isActive || session.user.deletedAt) {
+      throw new UnauthenticatedError("ACCOUNT_DISABLED", "This account is disabled.");
+    }
+    return { kind: "user", userId, sessionId, email: session.user.email, isSuperuser: session.user.isSuperuser };
+  }
+
+  async function fromApiKey(key: string): Promise<Principal> {
+    const prefix = API_KEY_PATTERN.exec(key)?.[1];
+    const row = prefix
+      ? await deps.prisma.apiKey.findUnique({
+          where: { prefix },
+          select: {
+            id: true,
+            keyHash: true,
+            organizationId: true,
+            role: true,
+            scopes: true,
+            createdById: true,
+            revokedAt: true,
+            expiresAt: true,
+            lastUsedAt: true,
+          },
+        })
+      : null;
+    // The digest lookup by prefix, then comparison: an unknown key and a wrong secret look the same.
+    if (!row || row.keyHash !== digest(key))
+      throw new UnauthenticatedError("API_KEY_INVALID", "The API key is not valid.");
+    if (row.revokedAt) throw new UnauthenticatedError("API_KEY_REVOKED", "The API key has been revoked.");
+    if (row.expiresAt && row.expiresAt <= new Date())
+      throw new UnauthenticatedError("API_KEY_EXPIRED", "The API key has expired.");
+    if (!row.lastUsedAt || Date.now() - row.lastUsedAt.getTime() > LAST_USED_RESOLUTION_MS) {
+      // Recorded at a minute's resolution: not a write on every request.
+      await deps.prisma.apiKey.update({ where: { id: row.id }, data: { lastUsedAt: new Date() } });
+    }
+    return {
+      kind: "apiKey",
+      apiKeyId: row.id,
+      organizationId: row.organizationId,
+      role: row.role,
+      scopes: row.scopes,
+      createdById: row.createdById,
+    };
+  }
+
+  async function cached(key: string, load: () => Promise<Principal>): Promise<Principal> {
+    const hit = cache.get(key);
+    if (hit && hit.expiresAt > Date.now()) return hit.principal;
+    const principal = await load();
+    cache.set(key, { principal, expiresAt: Date.now() + CACHE_TTL_MS });
+    return principal;
+  }
+
+  return {
+    /** `Authorization: Bearer <jwt or API key>` or `X-API-Key: <key>`. Throws on bad credentials. */
+    async resolve(
+      authorization: string | null | undefined,
+      apiKeyHeader: string | null | undefined,
+    ): Promise<Principal | null> {
+      const bearer = authorization?.replace(/^Bearer\s+/i, "").trim();
+      const apiKey = apiKeyHeader?.trim() || (bearer?.startsWith("flo_") ? bearer : undefined);
+      if (apiKey) return cached(apiKeyCacheKey(digest(apiKey)), () => fromApiKey(apiKey));
+      if (!bearer) return null;
+      const claims = verifyAccessToken(bearer, deps.config.jwt);
+      return cached(claims.sid, () => fromSession(claims.sid, claims.sub));
+    },
+    /** A user principal for verified claims (download links carry the same session binding). */
+    forClaims: (claims: { sub: string; sid: string }) => cached(claims.sid, () => fromSession(claims.sid, claims.sub)),
+    /** Ends cached access on every instance: a session id, apiKeyCacheKey(hash), or "*" for all. */
+    revoked(id: string) {
+      if (id === "*") cache.clear();
+      else cache.delete(id);
+      deps.pubsub.publish(REVOKED_TOPIC, "all", { id, kind: "DELETED" });
+    },
+    close: () => revocations.return?.(),
+  };
+}
+
+export function apiKeyCacheKey(keyHash: string) {
+  return `key:${keyHash}`;
+}
+
+export type PrincipalResolver = ReturnType<typeof createPrincipalResolver>;

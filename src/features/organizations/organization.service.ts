@@ -1,0 +1,208 @@
+// Organizations and their members: create, update, delete, invitations, roles, leaving.
+// The last owner can neither leave, be removed, nor be demoted.
+import { z } from "zod";
+import type { Context } from "../../context.ts";
+import { ConflictError, ForbiddenError, NotFoundError } from "../../errors.ts";
+import { type OrgRole, Prisma } from "../../generated/prisma/client.ts";
+import { parseInput } from "../../validation.ts";
+import { authorize, requireUser } from "../auth/access.ts";
+import { email } from "../auth/auth.service.ts";
+import { digest, newSecret } from "../auth/secrets.ts";
+import { uniqueSlug } from "./slug.ts";
+
+const INVITE_TTL_MS = 7 * 86_400_000;
+const name = z.string().trim().min(1).max(100);
+const description = z.string().trim().max(2000).nullable().optional();
+const role = z.enum(["OWNER", "ADMIN", "MEMBER", "VIEWER"]);
+
+export async function createOrganization({ ctx, input }: { ctx: Context; input: unknown }) {
+  const viewer = requireUser(ctx);
+  const data = parseInput(z.object({ name, description }), input);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await ctx.prisma.$transaction(async (tx) => {
+        const org = await tx.organization.create({
+          data: { name: data.name, description: data.description ?? null, slug: await uniqueSlug(tx, data.name) },
+        });
+        await tx.organizationMember.create({ data: { organizationId: org.id, userId: viewer.userId, role: "OWNER" } });
+        return org;
+      });
+    } catch (err) {
+      // Two creations raced for one slug: pick again.
+      if (attempt < 3 && err instanceof Prisma.PrismaClientKnownRequestError && err.code === "P2002") continue;
+      throw err;
+    }
+  }
+}
+
+export async function updateOrganization({ ctx, id, input }: { ctx: Context; id: string; input: unknown }) {
+  await authorize(ctx, id, "organization:update");
+  const data = parseInput(z.object({ name: name.optional(), description }), input);
+  return ctx.prisma.organization.update({ where: { id }, data });
+}
+
+export async function deleteOrganization({ ctx, id }: { ctx: Context; id: string }) {
+  await authorize(ctx, id, "organization:delete");
+  const org = await ctx.prisma.organization.findUniqueOrThrow({ where: { id }, select: { personalForUserId: true } });
+  if (org.personalForUserId) {
+    throw new ConflictError("PERSONAL_ORGANIZATION", "A personal organization goes only with its account.");
+  }
+  await ctx.prisma.organization.delete({ where: { id } });
+}
+
+/**
+ * Owner-count checks run with the organization row locked, so two owners leaving at once
+ * cannot both pass the "someone else is still owner" test.
+ */
+async function assertOwnerRemains(tx: Prisma.TransactionClient, organizationId: string, message: string) {
+  await tx.$executeRaw`SELECT 1 FROM organizations WHERE id = ${organizationId}::uuid FOR UPDATE`;
+  if ((await tx.organizationMember.count({ where: { organizationId, role: "OWNER" } })) === 0) {
+    throw new ConflictError("LAST_OWNER", message);
+  }
+}
+
+/** Admins manage members below owner; only owners grant, change or take away ownership. */
+async function assertCanManage(ctx: Context, organizationId: string, targetRoles: OrgRole[]) {
+  const myRole = await authorize(ctx, organizationId, "members:manage");
+  if (targetRoles.includes("OWNER") && myRole !== "OWNER") {
+    throw new ForbiddenError("Only an owner can grant, change or remove ownership.");
+  }
+  return myRole;
+}
+
+export async function inviteMember({
+  ctx,
+  organizationId,
+  input,
+}: {
+  ctx: Context;
+  organizationId: string;
+  input: unknown;
+}) {
+  const viewer = requireUser(ctx);
+  const data = parseInput(z.object({ email, role }), input);
+  await assertCanManage(ctx, organizationId, [data.role]);
+  const org = await ctx.prisma.organization.findUniqueOrThrow({
+    where: { id: organizationId },
+    select: { name: true, personalForUserId: true },
+  });
+  if (org.personalForUserId)
+    throw new ConflictError("PERSONAL_ORGANIZATION", "A personal organization has one member.");
+  const already = await ctx.prisma.organizationMember.findFirst({
+    where: { organizationId, user: { email: data.email } },
+  });
+  if (already) throw new ConflictError("ALREADY_MEMBER", "That person is already a member.");
+  const token = newSecret();
+  const invite = await ctx.prisma.organizationInvite.create({
+    data: {
+      organizationId,
+      email: data.email,
+      role: data.role,
+      tokenHash: digest(token),
+      invitedById: viewer.userId,
+      expiresAt: new Date(Date.now() + INVITE_TTL_MS),
+    },
+  });
+  try {
+    await ctx.mailer.send({
+      to: data.email,
+      subject: `You are invited to ${org.name} on Floyo`,
+      text: `Join ${org.name} as ${data.role.toLowerCase()}:\n\n${ctx.config.appUrl}/invites/accept?token=${token}\n\nThe invitation is valid for 7 days.`,
+    });
+  } catch (err) {
+    ctx.logger.error({ err: (err as Error).message }, "invitation mail not sent");
+  }
+  return invite;
+}
+
+/** Accepting needs the invited address: a forwarded link does not admit someone else. */
+export async function acceptInvite({ ctx, token }: { ctx: Context; token: string }) {
+  const viewer = requireUser(ctx);
+  const invite = await ctx.prisma.organizationInvite.findUnique({ where: { tokenHash: digest(token) } });
+  if (!invite || invite.acceptedAt || invite.revokedAt || invite.expiresAt <= new Date()) {
+    throw new ConflictError("INVITE_INVALID", "This invitation is invalid, used, revoked or expired.");
+  }
+  if (invite.email !== viewer.email) {
+    throw new ForbiddenError("This invitation was sent to another email address.");
+  }
+  return ctx.prisma.$transaction(async (tx) => {
+    const { count } = await tx.organizationInvite.updateMany({
+      where: { id: invite.id, acceptedAt: null },
+      data: { acceptedAt: new Date() },
+    });
+    if (count === 0) throw new ConflictError("INVITE_INVALID", "This invitation was already used.");
+    return tx.organizationMember.upsert({
+      where: { organizationId_userId: { organizationId: invite.organizationId, userId: viewer.userId } },
+      create: { organizationId: invite.organizationId, userId: viewer.userId, role: invite.role },
+      update: {},
+    });
+  });
+}
+
+export async function revokeInvite({ ctx, id }: { ctx: Context; id: string }) {
+  const invite = await ctx.prisma.organizationInvite.findUnique({ where: { id } });
+  if (!invite) throw new NotFoundError("Invite");
+  await assertCanManage(ctx, invite.organizationId, [invite.role]);
+  if (invite.acceptedAt) throw new ConflictError("INVITE_ACCEPTED", "This invitation was already accepted.");
+  return ctx.prisma.organizationInvite.update({ where: { id }, data: { revokedAt: invite.revokedAt ?? new Date() } });
+}
+
+async function findMembership(ctx: Context, id: string) {
+  const membership = await ctx.prisma.organizationMember.findUnique({ where: { id } });
+  if (!membership) throw new NotFoundError("Membership");
+  return membership;
+}
+
+export async function changeMemberRole({ ctx, id, input }: { ctx: Context; id: string; input: unknown }) {
+  const { role: newRole } = parseInput(z.object({ role }), input);
+  const membership = await findMembership(ctx, id);
+  await assertCanManage(ctx, membership.organizationId, [membership.role, newRole]);
+  if (membership.role === newRole) return membership;
+  return ctx.prisma.$transaction(async (tx) => {
+    const updated = await tx.organizationMember.update({ where: { id }, data: { role: newRole } });
+    if (membership.role === "OWNER") {
+      await assertOwnerRemains(
+        tx,
+        membership.organizationId,
+        "The last owner cannot be demoted; make someone else owner first.",
+      );
+    }
+    return updated;
+  });
+}
+
+export async function removeMember({ ctx, id }: { ctx: Context; id: string }) {
+  const membership = await findMembership(ctx, id);
+  await assertCanManage(ctx, membership.organizationId, [membership.role]);
+  await dropMembership(ctx, membership);
+  return membership;
+}
+
+export async function leaveOrganization({ ctx, organizationId }: { ctx: Context; organizationId: string }) {
+  const viewer = requireUser(ctx);
+  const membership = await ctx.prisma.organizationMember.findUnique({
+    where: { organizationId_userId: { organizationId, userId: viewer.userId } },
+  });
+  if (!membership) throw new NotFoundError("Organization");
+  const org = await ctx.prisma.organization.findUniqueOrThrow({
+    where: { id: organizationId },
+    select: { personalForUserId: true },
+  });
+  if (org.personalForUserId)
+    throw new ConflictError("PERSONAL_ORGANIZATION", "You cannot leave your personal organization.");
+  await dropMembership(ctx, membership);
+  return membership;
+}
+
+async function dropMembership(ctx: Context, membership: { id: string; organizationId: string; role: OrgRole }) {
+  await ctx.prisma.$transaction(async (tx) => {
+    await tx.organizationMember.delete({ where: { id: membership.id } });
+    if (membership.role === "OWNER") {
+      await assertOwnerRemains(
+        tx,
+        membership.organizationId,
+        "The last owner cannot leave or be removed; make someone else owner first.",
+      );
+    }
+  });
+}
