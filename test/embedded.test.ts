@@ -5,7 +5,6 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { loadConfig } from "../src/config.ts";
 import { gql } from "./helpers/client.ts";
 import { createUser } from "./helpers/factories.ts";
 import { startServer, testEnv } from "./helpers/server.ts";
