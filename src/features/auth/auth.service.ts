@@ -3,7 +3,8 @@
 import { z } from "zod";
 import type { Context } from "../../context.ts";
 import { ConflictError, NotFoundError, UnauthenticatedError, ValidationError } from "../../errors.ts";
-import { Prisma, type UserTokenKind } from "../../generated/prisma/client.ts";
+import type { Prisma, UserTokenKind } from "../../generated/prisma/client.ts";
+import { uniqueViolation } from "../../infra/db-errors.ts";
 import { parseInput } from "../../validation.ts";
 import { slugify } from "../organizations/slug.ts";
 import { requireUser } from "./access.ts";
@@ -129,11 +130,10 @@ export async function register({ ctx, input }: { ctx: Ctx; input: unknown }) {
     await verificationMail(ctx, data.email, verification);
     return tokens;
   } catch (err) {
-    if (err instanceof Prisma.PrismaClientKnownRequestError && err.code === "P2002") {
-      const target = String(err.meta?.target ?? "");
-      if (target.includes("username")) throw new ConflictError("USERNAME_TAKEN", "That username is taken.");
+    const violated = uniqueViolation(err);
+    if (violated?.includes("username")) throw new ConflictError("USERNAME_TAKEN", "That username is taken.");
+    if (violated?.includes("email"))
       throw new ConflictError("EMAIL_TAKEN", "An account with that email already exists.");
-    }
     throw err;
   }
 }

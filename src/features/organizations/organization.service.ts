@@ -3,7 +3,8 @@
 import { z } from "zod";
 import type { Context } from "../../context.ts";
 import { ConflictError, ForbiddenError, NotFoundError } from "../../errors.ts";
-import { type OrgRole, Prisma } from "../../generated/prisma/client.ts";
+import type { OrgRole, Prisma } from "../../generated/prisma/client.ts";
+import { uniqueViolation } from "../../infra/db-errors.ts";
 import { parseInput } from "../../validation.ts";
 import { authorize, requireUser } from "../auth/access.ts";
 import { email } from "../auth/auth.service.ts";
@@ -29,7 +30,7 @@ export async function createOrganization({ ctx, input }: { ctx: Context; input: 
       });
     } catch (err) {
       // Two creations raced for one slug: pick again.
-      if (attempt < 3 && err instanceof Prisma.PrismaClientKnownRequestError && err.code === "P2002") continue;
+      if (attempt < 3 && uniqueViolation(err)?.includes("slug")) continue;
       throw err;
     }
   }

@@ -2,7 +2,7 @@
 import { z } from "zod";
 import type { Context } from "../../context.ts";
 import { ConflictError, ValidationError } from "../../errors.ts";
-import { Prisma } from "../../generated/prisma/client.ts";
+import { uniqueViolation } from "../../infra/db-errors.ts";
 import { parseInput } from "../../validation.ts";
 import { requireUser } from "../auth/access.ts";
 import { revokeAllSessionsOf } from "../auth/auth.service.ts";
@@ -25,9 +25,7 @@ export async function updateProfile({ ctx, input }: { ctx: Context; input: unkno
   try {
     return await ctx.prisma.user.update({ where: { id: viewer.userId }, data });
   } catch (err) {
-    if (err instanceof Prisma.PrismaClientKnownRequestError && err.code === "P2002") {
-      throw new ConflictError("USERNAME_TAKEN", "That username is taken.");
-    }
+    if (uniqueViolation(err)) throw new ConflictError("USERNAME_TAKEN", "That username is taken.");
     throw err;
   }
 }
