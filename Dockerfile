@@ -7,7 +7,7 @@ ENV NPM_CONFIG_UPDATE_NOTIFIER=false NPM_CONFIG_FUND=false
 # postinstall runs `prisma generate`, which needs the schema and the Prisma config at install time.
 COPY package.json package-lock.json prisma.config.ts ./
 COPY prisma ./prisma
-COPY scripts/prisma-cli-adapter.ts ./scripts/
+COPY scripts/prismaCliAdapter.ts ./scripts/
 RUN --mount=type=cache,target=/root/.npm npm ci
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src

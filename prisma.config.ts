@@ -16,7 +16,7 @@ export default defineConfig({
   experimental: { adapter: true },
   engine: "js",
   async adapter() {
-    const { cliAdapter } = await import("./scripts/prisma-cli-adapter.ts");
+    const { cliAdapter } = await import("./scripts/prismaCliAdapter.ts");
     return cliAdapter(databaseUrl);
   },
 });

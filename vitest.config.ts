@@ -7,8 +7,8 @@ export default defineConfig({
     alias: [{ find: /^graphql$/, replacement: "graphql/index.js" }],
   },
   test: {
-    globalSetup: ["test/helpers/global-setup.ts"],
-    reporters: ["default", "./test/helpers/summary-reporter.ts"],
+    globalSetup: ["test/helpers/globalSetup.ts"],
+    reporters: ["default", "./test/helpers/summaryReporter.ts"],
     include: ["test/**/*.test.ts"],
     testTimeout: 60_000,
     hookTimeout: 120_000,

@@ -10,7 +10,7 @@ import { createLogger, type Logger } from "./infra/logger.ts";
 import { createMailer, type Mailer } from "./infra/mailer.ts";
 import { openRuntime, type Runtime } from "./infra/runtime.ts";
 import { createDownloadRoutes } from "./server/downloads.ts";
-import { createHealthRoutes } from "./server/health-routes.ts";
+import { createHealthRoutes } from "./server/healthRoutes.ts";
 import { attachWebSocketServer } from "./server/ws.ts";
 import { createYogaServer } from "./server/yoga.ts";
 
@@ -46,7 +46,7 @@ export function buildApp(config: Config, options: { logger?: Logger } = {}): App
     mailer = createMailer(config, logger);
     const deps: AppDeps = { ...shared, locks: runtime.locks, mailer, principals };
     const yoga = createYogaServer(deps);
-    const health = createHealth({ raw: runtime.db.raw, redis: runtime.redis, isDraining: () => draining });
+    const health = createHealth({ raw: runtime.db.raw, redis: runtime.redis, isDraining: () => draining, logger });
     const healthRoutes = createHealthRoutes(health);
     const downloads = createDownloadRoutes(deps);
 
@@ -56,12 +56,28 @@ export function buildApp(config: Config, options: { logger?: Logger } = {}): App
       const incoming = req.headers["x-request-id"];
       const requestId = typeof incoming === "string" && REQUEST_ID.test(incoming) ? incoming : randomUUID();
       res.setHeader("x-request-id", requestId);
+      // Refused before a byte is read: armor's limits only apply once the body is parsed.
+      if (Number(req.headers["content-length"] ?? 0) > config.maxBodyBytes) {
+        res.writeHead(413, { "content-type": "application/json", connection: "close" });
+        res.end(
+          JSON.stringify({
+            errors: [
+              {
+                message: `The request body is over ${config.maxBodyBytes} bytes.`,
+                extensions: { code: "PAYLOAD_TOO_LARGE", requestId },
+              },
+            ],
+          }),
+        );
+        return;
+      }
       const url = req.url ?? "/";
-      const done = url.startsWith("/health")
-        ? healthRoutes(req, res)
-        : url.startsWith("/downloads/")
-          ? downloads(req, res, requestId)
-          : yoga(req, res, { req, requestId });
+      const done =
+        url === "/health" || url.startsWith("/health/") || url.startsWith("/health?")
+          ? healthRoutes(req, res)
+          : url.startsWith("/downloads/")
+            ? downloads(req, res, requestId)
+            : yoga(req, res, { req, requestId });
       Promise.resolve(done).catch((err: unknown) => {
         logger.error({ err, requestId }, "request failed outside GraphQL");
         if (!res.headersSent) res.writeHead(500, { "content-type": "application/json" });
@@ -72,7 +88,7 @@ export function buildApp(config: Config, options: { logger?: Logger } = {}): App
         );
       });
     });
-    ws = attachWebSocketServer(server, yoga);
+    ws = attachWebSocketServer(server, yoga, principals);
 
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
@@ -98,19 +114,21 @@ export function buildApp(config: Config, options: { logger?: Logger } = {}): App
   async function shutdown() {
     draining = true;
     logger.info("shutting down: draining connections");
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    // server.close() only ends the connections idle at that moment; a kept-alive connection
-    // whose request finishes later would hold it open until the deadline. Sweep them.
-    const sweep = setInterval(() => server.closeIdleConnections(), 50);
-    await ws?.close();
+    // The deadline covers everything below, WebSockets included.
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<"deadline">((resolve) => {
       timer = setTimeout(() => resolve("deadline"), config.shutdownTimeoutMs);
     });
-    if ((await Promise.race([closed, deadline])) === "deadline") {
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    // server.close() only ends the connections idle at that moment; a kept-alive connection
+    // whose request finishes later would hold it open until the deadline. Sweep them.
+    const sweep = setInterval(() => server.closeIdleConnections(), 50);
+    const drained = Promise.all([ws?.close(), closed]);
+    if ((await Promise.race([drained, deadline])) === "deadline") {
       logger.warn({ timeoutMs: config.shutdownTimeoutMs }, "shutdown deadline reached: closing remaining connections");
+      for (const socket of ws?.wss.clients ?? []) socket.terminate();
       server.closeAllConnections();
-      await closed;
+      await drained;
     }
     clearTimeout(timer);
     clearInterval(sweep);

@@ -4,7 +4,8 @@ import path from "node:path";
 import { z } from "zod";
 
 const MIN_SECRET_LENGTH = 32;
-const WEAK_SECRETS = /^(secret|changeme|change-me|password|your-secret-key.*|test|dev|development)$/i;
+const MIN_DISTINCT_CHARACTERS = 12;
+const WELL_KNOWN_SECRET = /secret-?key|change-?me|changeit|password|example/i;
 
 const bool = z
   .enum(["true", "false", "1", "0", "yes", "no"])
@@ -47,7 +48,12 @@ const envSchema = z.object({
   MAIL_FROM: z.string().default("Floyo <no-reply@floyo.local>"),
   APP_URL: z.string().url().default("http://localhost:3000"),
   TRUST_PROXY: bool.default(false),
-  CORS_ORIGINS: list.optional(),
+  // Origins as browsers send them: scheme://host[:port], nothing after; anything else never matches.
+  CORS_ORIGINS: list
+    .refine((origins) => origins.every((o) => o === "*" || /^https?:\/\/[^/\s]+$/.test(o)), {
+      message: 'each origin must look like "https://app.example.com" (scheme and host, no path)',
+    })
+    .optional(),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   GRAPHIQL: bool.optional(),
   MAX_DEPTH: int(1, 100).default(12),
@@ -55,6 +61,7 @@ const envSchema = z.object({
   MAX_COST: int(1, 1_000_000).default(5000),
   MAX_TOKENS: int(10, 100_000).default(2000),
   MAX_DIRECTIVES: int(0, 1000).default(50),
+  MAX_BODY_BYTES: int(1024, 100 * 1024 * 1024).default(1024 * 1024),
   SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(10_000),
   PGLITE_OPEN_TIMEOUT_MS: int(100, 600_000).default(30_000),
 });
@@ -77,15 +84,16 @@ export class ConfigError extends Error {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) {
-    throw new ConfigError(
-      parsed.error.issues.map(
-        (i) => `${i.path.join(".")}: ${i.message} (got ${JSON.stringify(env[String(i.path[0])])})`,
-      ),
-    );
+    // Values are never echoed: a mistyped URL or key would print its secret.
+    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`));
   }
   const config = toConfig(parsed.data);
   const problems = config.production ? productionProblems(parsed.data, config) : [];
-  if (Boolean(parsed.data.DATABASE_URL) !== Boolean(parsed.data.REDIS_URL)) {
+  if (config.mode === "services" && config.jwt.ephemeral) {
+    // Each replica would sign with its own random key and refuse the others' tokens.
+    problems.push("JWT_KEYS is not set. The services mode runs several instances, which must share one key ring.");
+  }
+  if (!config.production && Boolean(parsed.data.DATABASE_URL) !== Boolean(parsed.data.REDIS_URL)) {
     problems.push(
       `${parsed.data.DATABASE_URL ? "REDIS_URL" : "DATABASE_URL"} is not set. The services mode needs both DATABASE_URL and REDIS_URL; unset both for the embedded mode.`,
     );
@@ -136,6 +144,7 @@ function toConfig(e: z.infer<typeof envSchema>) {
       maxTokens: e.MAX_TOKENS,
       maxDirectives: e.MAX_DIRECTIVES,
     },
+    maxBodyBytes: e.MAX_BODY_BYTES,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     pgliteOpenTimeoutMs: e.PGLITE_OPEN_TIMEOUT_MS,
   };
@@ -160,13 +169,20 @@ function productionProblems(e: z.infer<typeof envSchema>, config: Config): strin
   if (config.jwt.keys.length === 0) {
     problems.push(`JWT_KEYS is not set. ${keyHint}`);
   }
+  const seen = new Set<string>();
   for (const key of config.jwt.keys) {
     if (!key.kid) problems.push(`JWT_KEYS has an entry without a key id. ${keyHint}`);
-    else if (key.secret.length < MIN_SECRET_LENGTH || WEAK_SECRETS.test(key.secret)) {
+    else if (seen.has(key.kid)) problems.push(`JWT_KEYS has the key id "${key.kid}" twice; key ids must be unique.`);
+    else if (
+      key.secret.length < MIN_SECRET_LENGTH ||
+      new Set(key.secret).size < MIN_DISTINCT_CHARACTERS ||
+      WELL_KNOWN_SECRET.test(key.secret)
+    ) {
       problems.push(
-        `JWT_KEYS key "${key.kid}" is weak (shorter than ${MIN_SECRET_LENGTH} characters or a well-known value). ${keyHint}`,
+        `JWT_KEYS key "${key.kid}" is weak (under ${MIN_SECRET_LENGTH} characters, too few distinct characters, or a well-known value). ${keyHint}`,
       );
     }
+    seen.add(key.kid);
   }
   if (!e.CORS_ORIGINS || e.CORS_ORIGINS.length === 0) {
     problems.push(
@@ -185,6 +201,16 @@ function productionProblems(e: z.infer<typeof envSchema>, config: Config): strin
   if (!e.REDIS_URL) {
     problems.push(
       'REDIS_URL is not set. Production shares pub/sub, locks and limits through Redis: REDIS_URL="redis://host:6379"',
+    );
+  }
+  if (!e.SMTP_URL) {
+    problems.push(
+      'SMTP_URL is not set. Production mails verification and reset links: SMTP_URL="smtp://user:pass@smtp.example.com:587"',
+    );
+  }
+  if (e.PASSWORD_HASH_LOG_N < 15) {
+    problems.push(
+      "PASSWORD_HASH_LOG_N is below 15. Production password hashes need scrypt N=2^15 or more: unset it, or set 15 or more.",
     );
   }
   return problems;

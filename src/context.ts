@@ -7,7 +7,7 @@ import type { LockService } from "./infra/lock.ts";
 import type { Logger } from "./infra/logger.ts";
 import type { Mailer } from "./infra/mailer.ts";
 import type { PubSub } from "./infra/pubsub.ts";
-import { decodeId } from "./schema/global-id.ts";
+import { decodeId } from "./schema/globalId.ts";
 
 /** What lives as long as the process: shared by every request's context. */
 export interface AppDeps {

@@ -1,8 +1,6 @@
-// Listens, and on SIGTERM or SIGINT drains and exits 0. Nothing else lives here.
+// The process: load config, start, and on SIGTERM or SIGINT drain and exit 0.
 import { buildApp } from "./app.ts";
 import { ConfigError, loadConfig } from "./config.ts";
-import { DatabaseOpenError } from "./infra/db.ts";
-import { StartupError } from "./infra/runtime.ts";
 
 let config: ReturnType<typeof loadConfig>;
 try {
@@ -17,29 +15,35 @@ const app = buildApp(config);
 if (config.jwt.ephemeral)
   app.logger.warn("JWT_KEYS is not set: tokens are signed with a random key and end with this process");
 
-try {
-  await app.start();
-} catch (err) {
-  if (err instanceof StartupError || err instanceof DatabaseOpenError) {
-    app.logger.fatal(err.message);
-    console.error(err.message);
-    await app.stop().catch(() => {});
-    process.exit(1);
-  }
-  throw err;
-}
-
+// Installed before start: a signal during migrations waits for them, then shuts down cleanly.
+let started: Promise<unknown> = Promise.resolve();
 let signalled = false;
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
   process.on(signal, () => {
     if (signalled) return;
     signalled = true;
-    app.stop().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        app.logger.error({ err }, "shutdown failed");
-        process.exit(1);
-      },
-    );
+    started
+      .catch(() => {})
+      .then(() => app.stop())
+      .then(
+        () => process.exit(0),
+        (err: unknown) => {
+          app.logger.error({ err }, "shutdown failed");
+          process.exit(1);
+        },
+      );
   });
+}
+
+started = app.start();
+try {
+  await started;
+} catch (err) {
+  // Whatever went wrong (port taken, database locked or damaged, a failed migration), say it
+  // plainly, release what was opened (the embedded database's lock), and exit 1.
+  const message = err instanceof Error ? err.message : String(err);
+  app.logger.fatal({ err }, `could not start: ${message}`);
+  console.error(`Could not start: ${message}`);
+  await app.stop().catch(() => {});
+  process.exit(1);
 }

@@ -13,6 +13,8 @@ const production = {
   CORS_ORIGINS: "https://app.floyo.test",
   DATABASE_URL: "postgresql://floyo@db.internal:5432/floyo",
   REDIS_URL: "redis://cache.internal:6379",
+  SMTP_URL: "smtp://mail.internal:587",
+  PASSWORD_HASH_LOG_N: "15",
 };
 
 function refusal(env: Record<string, string | undefined>): string {
@@ -46,7 +48,15 @@ describe("production configuration", () => {
       { JWT_KEYS: "0123456789abcdef0123456789abcdef-strong" },
       /JWT_KEYS has an entry without a key id/,
     ],
+    ["a JWT key has too few distinct characters", { JWT_KEYS: `k1:${"a".repeat(48)}` }, /JWT_KEYS key "k1" is weak/],
+    [
+      "two JWT keys share an id",
+      { JWT_KEYS: `k1:${"0123456789abcdefghij".repeat(2)},k1:${"abcdefghij0123456789".repeat(2)}` },
+      /key id "k1" twice/,
+    ],
     ["CORS origins are missing", { CORS_ORIGINS: undefined }, /CORS_ORIGINS is not set/],
+    ["a CORS origin is not an origin", { CORS_ORIGINS: "app.floyo.test" }, /CORS_ORIGINS: each origin must look like/],
+    ["SMTP_URL is missing", { SMTP_URL: undefined }, /SMTP_URL is not set/],
     ["CORS origins are *", { CORS_ORIGINS: "*" }, /CORS_ORIGINS contains "\*"/],
     ["DATABASE_URL is missing", { DATABASE_URL: undefined }, /DATABASE_URL is not set\. Production runs on PostgreSQL/],
     ["REDIS_URL is missing", { REDIS_URL: undefined }, /REDIS_URL is not set\. Production shares/],
@@ -58,6 +68,32 @@ describe("production configuration", () => {
     const message = refusal({ JWT_KEYS: undefined, CORS_ORIGINS: "*", DATABASE_URL: undefined, REDIS_URL: undefined });
     for (const variable of ["JWT_KEYS", "CORS_ORIGINS", "DATABASE_URL", "REDIS_URL"])
       expect(message).toContain(variable);
+  });
+
+  it("never echoes a value it refuses: a mistyped URL would print its password", () => {
+    const message = (() => {
+      try {
+        loadConfig(testEnv({ DATABASE_URL: "mysql://u:hunter2@db/x", REDIS_URL: "redis://x" }));
+        return "accepted";
+      } catch (err) {
+        return (err as Error).message;
+      }
+    })();
+    expect(message).toMatch(/DATABASE_URL: must be a postgresql/);
+    expect(message).not.toContain("hunter2");
+  });
+
+  it("refuses the services mode without a shared key ring, in any environment", () => {
+    expect(() =>
+      loadConfig(
+        testEnv({
+          NODE_ENV: "development",
+          JWT_KEYS: undefined,
+          DATABASE_URL: "postgresql://x/y",
+          REDIS_URL: "redis://x",
+        }),
+      ),
+    ).toThrowError(/JWT_KEYS is not set\. The services mode/);
   });
 
   it("refuses malformed values in any environment", () => {

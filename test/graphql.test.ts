@@ -1,7 +1,7 @@
 // The GraphQL surface as a client meets it over HTTP and WebSocket: request ids, stable
 // error codes, operation limits on both transports, global ids and tenant visibility.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { encodeId } from "../src/schema/global-id.ts";
+import { encodeId } from "../src/schema/globalId.ts";
 import { graphql } from "./gql/index.ts";
 import { gql, wsClient, wsRequest } from "./helpers/client.ts";
 import { createUser } from "./helpers/factories.ts";

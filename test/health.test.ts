@@ -2,7 +2,7 @@
 // answers, naming the one that does not.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { services, startServer, type TestServer } from "./helpers/server.ts";
-import { startProxy } from "./helpers/tcp-proxy.ts";
+import { startProxy } from "./helpers/tcpProxy.ts";
 
 async function readiness(server: TestServer) {
   const response = await fetch(`${server.url}/health/readiness`);

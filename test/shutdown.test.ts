@@ -2,8 +2,11 @@
 // 1001, close pools, and exit 0 on SIGTERM.
 import { spawn } from "node:child_process";
 import { once } from "node:events";
+import { mkdtempSync, rmSync } from "node:fs";
 import http from "node:http";
-import { describe, expect, it } from "vitest";
+import os from "node:os";
+import path from "node:path";
+import { describe, expect, it, onTestFinished } from "vitest";
 import WebSocket from "ws";
 import { startServer, testEnv } from "./helpers/server.ts";
 
@@ -56,8 +59,10 @@ describe("graceful shutdown", () => {
   });
 
   it("exits 0 on SIGTERM", async () => {
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), "floyo-sigterm-"));
+    onTestFinished(() => rmSync(dataDir, { recursive: true, force: true }));
     const child = spawn("node_modules/.bin/tsx", ["src/main.ts"], {
-      env: { ...testEnv({ LOG_LEVEL: "info" }), PATH: process.env.PATH },
+      env: { ...testEnv({ LOG_LEVEL: "info", DATA_DIR: dataDir }), PATH: process.env.PATH },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let output = "";

@@ -30,10 +30,10 @@ export class DatabaseOpenError extends Error {
 }
 
 export async function openDatabase(config: Config, logger: Logger): Promise<Database> {
-  return config.databaseUrl ? openPostgres(config) : openPglite(config, logger);
+  return config.databaseUrl ? openPostgres(config, logger) : openPglite(config, logger);
 }
 
-function openPostgres(config: Config): Database {
+function openPostgres(config: Config, logger: Logger): Database {
   const pool = new pg.Pool({
     connectionString: config.databaseUrl,
     max: config.databasePoolSize,
@@ -41,8 +41,9 @@ function openPostgres(config: Config): Database {
     idleTimeoutMillis: 30_000,
   });
   // An idle client losing its connection must not crash the process; the pool replaces it.
-  pool.on("error", () => {});
-  const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
+  pool.on("error", (err) => logger.warn({ err: err.message }, "idle database connection lost"));
+  // "minimal": logged Prisma errors carry no argument values (which may be personal data).
+  const prisma = new PrismaClient({ adapter: new PrismaPg(pool), errorFormat: "minimal" });
   return {
     prisma,
     raw: {
@@ -75,7 +76,7 @@ async function openPglite(config: Config, logger: Logger): Promise<Database> {
   }
   logger.info({ dir }, "embedded PostgreSQL (PGlite) open");
   // The adapter is typed against another copy of @prisma/driver-adapter-utils; same shape at run time.
-  const prisma = new PrismaClient({ adapter: new PrismaPGlite(db) as unknown as PrismaPg });
+  const prisma = new PrismaClient({ adapter: new PrismaPGlite(db) as unknown as PrismaPg, errorFormat: "minimal" });
   return {
     prisma,
     raw: {
@@ -99,17 +100,27 @@ async function openPglite(config: Config, logger: Logger): Promise<Database> {
  */
 function acquireDirLock(dataDir: string): () => void {
   const file = path.join(dataDir, "pglite.lock");
-  if (existsSync(file)) {
-    const pid = Number(readFileSync(file, "utf8").trim());
-    if (pid && pid !== process.pid && isAlive(pid)) {
-      throw new DatabaseOpenError(
-        `The embedded database in ${dataDir} is in use by process ${pid}. Stop that process, ` +
-          `or start this one with another DATA_DIR.`,
-      );
+  for (let attempt = 0; ; attempt++) {
+    try {
+      // "wx": created only if absent, so two processes starting together cannot both win.
+      writeFileSync(file, String(process.pid), { flag: "wx" });
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST" || attempt > 0) throw err;
+      const pid = Number(readFileSync(file, "utf8").trim());
+      if (pid && pid !== process.pid && isAlive(pid)) {
+        throw new DatabaseOpenError(
+          `The embedded database in ${dataDir} is in use by process ${pid}. Stop that process, ` +
+            `or start this one with another DATA_DIR.`,
+        );
+      }
+      rmSync(file, { force: true }); // left by a process that is gone
     }
   }
-  writeFileSync(file, String(process.pid));
-  return () => rmSync(file, { force: true });
+  return () => {
+    // Only our own lock: never one that another process has taken since.
+    if (existsSync(file) && readFileSync(file, "utf8").trim() === String(process.pid)) rmSync(file, { force: true });
+  };
 }
 
 function isAlive(pid: number) {

@@ -2,13 +2,13 @@
 // reachable when configured, no pending migrations, and not shutting down.
 import type { Redis } from "ioredis";
 import type { RawSql } from "./db.ts";
+import type { Logger } from "./logger.ts";
 import { pendingMigrations } from "./migrations.ts";
 
 const CHECK_TIMEOUT_MS = 2_000;
 
 export interface CheckResult {
   ok: boolean;
-  error?: string;
 }
 
 export interface Readiness {
@@ -16,7 +16,7 @@ export interface Readiness {
   checks: Record<string, CheckResult>;
 }
 
-export function createHealth(deps: { raw: RawSql; redis?: Redis; isDraining: () => boolean }) {
+export function createHealth(deps: { raw: RawSql; redis?: Redis; isDraining: () => boolean; logger: Logger }) {
   // Once the database has every migration, it keeps them: no need to ask on every probe.
   let migrated = false;
   const checks: Record<string, () => Promise<void>> = {
@@ -46,11 +46,13 @@ export function createHealth(deps: { raw: RawSql; redis?: Redis; isDraining: () 
             await withTimeout(check(), CHECK_TIMEOUT_MS);
             results[name] = { ok: true };
           } catch (err) {
-            results[name] = { ok: false, error: (err as Error).message || String(err) };
+            // The route is public: it names the failing check; hosts and ports go to the log.
+            results[name] = { ok: false };
+            deps.logger.warn({ check: name, err: (err as Error).message }, "readiness check failed");
           }
         }),
       );
-      if (deps.isDraining()) results.shutdown = { ok: false, error: "shutting down" };
+      if (deps.isDraining()) results.shutdown = { ok: false };
       return { ok: Object.values(results).every((r) => r.ok), checks: results };
     },
   };

@@ -18,6 +18,9 @@ export interface LockService {
   release(lease: Lease): Promise<void>;
 }
 
+// Acquire and fence in one step: a holder that stalls between the two could otherwise end
+// up with a higher fence than the holder that replaced it.
+const ACQUIRE = `if redis.call("set", KEYS[1], ARGV[1], "PX", ARGV[2], "NX") then return redis.call("incr", KEYS[2]) else return 0 end`;
 const RENEW = `if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("pexpire", KEYS[1], ARGV[2]) else return 0 end`;
 const RELEASE = `if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) else return 0 end`;
 
@@ -25,10 +28,8 @@ export function createRedisLocks(redis: Redis): LockService {
   return {
     async acquire(name, ttlMs) {
       const token = randomUUID();
-      const ok = await redis.set(`lock:${name}`, token, "PX", ttlMs, "NX");
-      if (ok !== "OK") return null;
-      const fencingToken = BigInt(await redis.incr(`lock:${name}:fence`));
-      return { name, token, fencingToken };
+      const fence = Number(await redis.eval(ACQUIRE, 2, `lock:${name}`, `lock:${name}:fence`, token, ttlMs));
+      return fence > 0 ? { name, token, fencingToken: BigInt(fence) } : null;
     },
     async renew(lease, ttlMs) {
       return (await redis.eval(RENEW, 1, `lock:${lease.name}`, lease.token, ttlMs)) === 1;

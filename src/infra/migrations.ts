@@ -2,7 +2,7 @@
 // mode applies pending migrations at start through here, writing the same rows
 // `prisma migrate deploy` writes, so `npm run db:status` and `db:deploy` agree with it.
 import { createHash, randomUUID } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { RawSql } from "./db.ts";
 
@@ -19,7 +19,8 @@ let cached: LocalMigration[] | undefined;
 /** The committed migrations, oldest first. Read once: they do not change while we run. */
 export function localMigrations(): LocalMigration[] {
   cached ??= readdirSync(MIGRATIONS_DIR, { withFileTypes: true })
-    .filter((d) => d.isDirectory() && /^\d{14}_[a-z0-9_]+$/.test(d.name))
+    // Every folder with a migration.sql, as `prisma migrate deploy` sees them.
+    .filter((d) => d.isDirectory() && existsSync(path.join(MIGRATIONS_DIR, d.name, "migration.sql")))
     .map((d) => d.name)
     .sort()
     .map((name) => {
@@ -29,16 +30,30 @@ export function localMigrations(): LocalMigration[] {
   return cached;
 }
 
-/** Names of committed migrations the database has not finished applying. */
+export class FailedMigrationError extends Error {
+  override name = "FailedMigrationError";
+}
+
+/**
+ * Names of committed migrations the database has not applied. A migration that started and
+ * failed (Prisma leaves finished_at null) is not "pending": applying it again would fail the
+ * same way, so it is reported for a person to resolve, as `prisma migrate deploy` does.
+ */
 export async function pendingMigrations(raw: RawSql): Promise<string[]> {
   const [table] = await raw.query<{ exists: string | null }>(
     "SELECT to_regclass('_prisma_migrations')::text AS exists",
   );
   const applied = new Set<string>();
   if (table?.exists) {
-    const rows = await raw.query<{ migration_name: string }>(
-      "SELECT migration_name FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL",
+    const rows = await raw.query<{ migration_name: string; finished_at: Date | null }>(
+      "SELECT migration_name, finished_at FROM _prisma_migrations WHERE rolled_back_at IS NULL",
     );
+    const failed = rows.filter((r) => !r.finished_at).map((r) => r.migration_name);
+    if (failed.length) {
+      throw new FailedMigrationError(
+        `Migration ${failed.join(", ")} failed earlier. Fix the database, then mark it with \`npx prisma migrate resolve --applied <name>\` or \`--rolled-back <name>\`.`,
+      );
+    }
     for (const row of rows) applied.add(row.migration_name);
   }
   return localMigrations()
@@ -64,9 +79,10 @@ export async function applyPendingMigrations(raw: RawSql): Promise<string[]> {
   for (const migration of localMigrations()) {
     if (!pending.has(migration.name)) continue;
     const id = randomUUID();
+    const name = migration.name.replaceAll("'", "''");
     try {
       await raw.exec(
-        `BEGIN;\n${migration.sql}\n;INSERT INTO "_prisma_migrations" (id, checksum, finished_at, migration_name, applied_steps_count) VALUES ('${id}', '${migration.checksum}', now(), '${migration.name}', 1);\nCOMMIT;`,
+        `BEGIN;\n${migration.sql}\n;INSERT INTO "_prisma_migrations" (id, checksum, finished_at, migration_name, applied_steps_count) VALUES ('${id}', '${migration.checksum}', now(), '${name}', 1);\nCOMMIT;`,
       );
     } catch (err) {
       await raw.exec("ROLLBACK").catch(() => {});

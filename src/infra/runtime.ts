@@ -5,7 +5,7 @@ import type { Config } from "../config.ts";
 import { type Database, openDatabase } from "./db.ts";
 import { createInProcessLocks, createRedisLocks, type LockService } from "./lock.ts";
 import type { Logger } from "./logger.ts";
-import { applyPendingMigrations, pendingMigrations } from "./migrations.ts";
+import { applyPendingMigrations, FailedMigrationError, pendingMigrations } from "./migrations.ts";
 import { createInProcessPubSub, createRedisPubSub, type PubSub } from "./pubsub.ts";
 import { createRedis } from "./redis.ts";
 
@@ -65,6 +65,7 @@ async function checkMigrations(config: Config, db: Database, logger: Logger) {
   try {
     pending = await pendingMigrations(db.raw);
   } catch (err) {
+    if (err instanceof FailedMigrationError) throw new StartupError(err.message);
     if (config.production)
       throw new StartupError(`PostgreSQL at DATABASE_URL is unreachable: ${(err as Error).message}`);
     // Outside production the server starts anyway; readiness reports the database until it is back.

@@ -8,7 +8,7 @@ import type { Context } from "../context.ts";
 import { ForbiddenError, UnauthenticatedError } from "../errors.ts";
 import type PrismaTypes from "../generated/pothos-types.ts";
 import { getDatamodel } from "../generated/pothos-types.ts";
-import { decodeId } from "./global-id.ts";
+import { decodeId } from "./globalId.ts";
 
 export const builder = new SchemaBuilder<{
   Context: Context;

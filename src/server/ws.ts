@@ -6,17 +6,29 @@ import type { ExecutionArgs, GraphQLError } from "graphql";
 import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer } from "ws";
 import type { Context } from "../context.ts";
+import type { PrincipalResolver } from "../features/auth/principal.ts";
 import { toGraphQLError } from "../schema/errors.ts";
-import { withRequestId, type YogaServer } from "./yoga.ts";
+import { stringParam, withRequestId, type YogaServer } from "./yoga.ts";
 
 type Enveloped = ReturnType<YogaServer["getEnveloped"]>;
 
-export function attachWebSocketServer(server: Server, yoga: YogaServer) {
-  const wss = new WebSocketServer({ server, path: yoga.graphqlEndpoint });
+export function attachWebSocketServer(server: Server, yoga: YogaServer, principals: PrincipalResolver) {
+  // A GraphQL message is small; 1 MiB leaves room for large variables, not for abuse.
+  const wss = new WebSocketServer({ server, path: yoga.graphqlEndpoint, maxPayload: 1024 * 1024 });
   const disposable = useServer(
     {
       execute: (args) => (args.rootValue as Enveloped).execute(args as ExecutionArgs),
       subscribe: (args) => (args.rootValue as Enveloped).subscribe(args as ExecutionArgs),
+      // Bad credentials are refused at connect (close 4403), not at the first operation.
+      onConnect: async (ctx) => {
+        const params = ctx.connectionParams;
+        try {
+          await principals.resolve(stringParam(params, "authorization"), stringParam(params, "x-api-key"));
+          return true;
+        } catch {
+          return false;
+        }
+      },
       onSubscribe: async (ctx, _id, payload) => {
         const requestId = randomUUID();
         const enveloped = yoga.getEnveloped({

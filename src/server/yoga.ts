@@ -22,19 +22,28 @@ export function createYogaServer(deps: AppDeps) {
     schema,
     graphqlEndpoint: "/graphql",
     landingPage: false,
+    // Our own /health routes answer before Yoga; its built-in one would shadow nothing useful.
     healthCheckEndpoint: false as never,
     batching: false,
     graphiql: config.graphiql ? { title: "Floyo API", subscriptionsProtocol: "WS" } : false,
+    // Bearer tokens, not cookies: no credentials mode needed.
     cors: config.corsOrigins.includes("*")
       ? { origin: "*" }
-      : { origin: config.corsOrigins, credentials: true, methods: ["GET", "POST", "OPTIONS"] },
+      : { origin: config.corsOrigins, methods: ["GET", "POST", "OPTIONS"] },
     logging: {
       debug: (...args) => logger.debug({ yoga: args }),
       info: (...args) => logger.info({ yoga: args }),
       warn: (...args) => logger.warn({ yoga: args }),
-      // Yoga reports here every error it masks, expected ones included; the error handler
-      // below logs the unexpected ones, with their request id.
-      error: (...args) => logger.debug({ yoga: args }),
+      // Yoga reports here every error it masks. Expected ones are noise; unexpected ones from
+      // execution (they have a path) are logged below with their request id; the rest (context,
+      // request parsing) are logged here.
+      error: (...args) => {
+        const unexpected = args.some(
+          (a) => a instanceof Error && isUnexpected(toGraphQLError(a)) && !(a instanceof GraphQLError && a.path),
+        );
+        if (unexpected) logger.error({ err: args[0] }, "unexpected error");
+        else logger.debug({ yoga: args });
+      },
     },
     maskedErrors: { maskError: (error) => toGraphQLError(error) },
     context: async ({ request, requestId, req, connectionParams }) => {
@@ -98,7 +107,7 @@ export function withRequestId(errors: readonly GraphQLError[], requestId: string
 }
 
 /** A connection_init value by header name, in any letter case ("authorization", "Authorization"). */
-function stringParam(params: Record<string, unknown> | undefined, name: string): string | null {
+export function stringParam(params: Record<string, unknown> | undefined, name: string): string | null {
   if (!params) return null;
   const key = Object.keys(params).find((k) => k.toLowerCase() === name);
   const value = key ? params[key] : undefined;

@@ -1,6 +1,6 @@
 import { viewerIdOrNobody } from "../../context.ts";
 import { builder } from "../../schema/builder.ts";
-import { decodeId } from "../../schema/global-id.ts";
+import { decodeId } from "../../schema/globalId.ts";
 import { noteAudit } from "../audit/audit.ts";
 import { OrganizationRef, OrgRoleRef, orgPermission } from "../organizations/organization.schema.ts";
 import { createApiKey, revokeApiKey } from "./apiKey.service.ts";

@@ -7,7 +7,7 @@ import { isAsyncIterable, type Plugin } from "graphql-yoga";
 import type { Context } from "../../context.ts";
 import type { AuditOutcome, Prisma } from "../../generated/prisma/client.ts";
 import { toGraphQLError } from "../../schema/errors.ts";
-import { decodeId } from "../../schema/global-id.ts";
+import { decodeId } from "../../schema/globalId.ts";
 
 const SECRET_KEY = /pass(word)?|secret|token|^key$|apiKey|authorization/i;
 const DENIED = new Set(["UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND"]);

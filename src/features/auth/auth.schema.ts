@@ -1,5 +1,6 @@
+import type { Context } from "../../context.ts";
 import { builder } from "../../schema/builder.ts";
-import { decodeId } from "../../schema/global-id.ts";
+import { decodeId } from "../../schema/globalId.ts";
 import { noteAudit } from "../audit/audit.ts";
 import { UserRef } from "../users/user.schema.ts";
 import { requireUser } from "./access.ts";
@@ -17,6 +18,11 @@ import {
   revokeSession,
   verifyEmail,
 } from "./auth.service.ts";
+
+/** The rest of the response (the payload's user) is read as the user just signed in. */
+function actAs(ctx: Context, tokens: IssuedTokens, email = "") {
+  ctx.principal = { kind: "user", userId: tokens.userId, sessionId: tokens.sessionId, email, isSuperuser: false };
+}
 
 const AuthPayload = builder.objectRef<IssuedTokens>("AuthPayload").implement({
   description: "Credentials for a new or refreshed session. Keep the refresh token secret; it is shown once.",
@@ -91,6 +97,7 @@ builder.mutationFields((t) => ({
     args: { input: t.arg({ type: RegisterInput, required: true }) },
     resolve: async (_root, { input }, ctx, info) => {
       const tokens = await register({ ctx, input });
+      actAs(ctx, tokens);
       noteAudit(ctx, info, { actorUserId: tokens.userId, resourceType: "User", resourceId: tokens.userId });
       return tokens;
     },
@@ -101,6 +108,7 @@ builder.mutationFields((t) => ({
     args: { input: t.arg({ type: LoginInput, required: true }) },
     resolve: async (_root, { input }, ctx, info) => {
       const tokens = await login({ ctx, input });
+      actAs(ctx, tokens);
       noteAudit(ctx, info, { actorUserId: tokens.userId, resourceType: "Session", resourceId: tokens.sessionId });
       return tokens;
     },
@@ -113,6 +121,7 @@ builder.mutationFields((t) => ({
     args: { refreshToken: t.arg.string({ required: true }) },
     resolve: async (_root, args, ctx, info) => {
       const tokens = await refresh({ ctx, input: args });
+      actAs(ctx, tokens);
       noteAudit(ctx, info, { actorUserId: tokens.userId, resourceType: "Session", resourceId: tokens.sessionId });
       return tokens;
     },

@@ -4,7 +4,7 @@ import { z } from "zod";
 import type { Context } from "../../context.ts";
 import { ConflictError, NotFoundError, UnauthenticatedError, ValidationError } from "../../errors.ts";
 import type { Prisma, UserTokenKind } from "../../generated/prisma/client.ts";
-import { uniqueViolation } from "../../infra/db-errors.ts";
+import { uniqueViolation } from "../../infra/dbErrors.ts";
 import { parseInput } from "../../validation.ts";
 import { slugify } from "../organizations/slug.ts";
 import { requireUser } from "./access.ts";

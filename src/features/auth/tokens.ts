@@ -49,6 +49,9 @@ export function verifyAccessToken(token: string, jwtConfig: Config["jwt"]): Acce
       issuer: jwtConfig.issuer,
       audience: jwtConfig.audience,
     }) as jwt.JwtPayload;
+    // A token without an expiry would be valid forever.
+    if (typeof payload.exp !== "number")
+      throw new UnauthenticatedError("TOKEN_INVALID", "The access token has no expiry.");
     if (!payload.sub || typeof payload.sid !== "string") {
       throw new UnauthenticatedError("TOKEN_INVALID", "The access token has no subject or session.");
     }

@@ -1,7 +1,7 @@
 import type { Context } from "../../context.ts";
 import { viewerIdOrNobody } from "../../context.ts";
 import { builder } from "../../schema/builder.ts";
-import { decodeId } from "../../schema/global-id.ts";
+import { decodeId } from "../../schema/globalId.ts";
 import { noteAudit } from "../audit/audit.ts";
 import { PERMISSIONS, type Permission, roleIn } from "../auth/access.ts";
 import {

@@ -4,7 +4,7 @@ import { z } from "zod";
 import type { Context } from "../../context.ts";
 import { ConflictError, ForbiddenError, NotFoundError } from "../../errors.ts";
 import type { OrgRole, Prisma } from "../../generated/prisma/client.ts";
-import { uniqueViolation } from "../../infra/db-errors.ts";
+import { uniqueViolation } from "../../infra/dbErrors.ts";
 import { parseInput } from "../../validation.ts";
 import { authorize, requireUser } from "../auth/access.ts";
 import { email } from "../auth/auth.service.ts";

@@ -15,6 +15,7 @@ export const UserRef = builder.prismaNode("User", {
   authScopes: { public: true },
   findUnique: (id, ctx) => ({
     id,
+    deletedAt: null,
     memberships: {
       some: { organization: { members: { some: { userId: viewerIdOrNobody(ctx) } } } },
     },
@@ -29,8 +30,15 @@ export const UserRef = builder.prismaNode("User", {
     }),
     createdAt: t.expose("createdAt", { type: "DateTime" }),
     memberships: t.relation("memberships", {
-      description: "The organizations this user belongs to, with their role in each.",
-      query: { orderBy: { createdAt: "asc" } },
+      description: "This user's memberships in the organizations the caller can see, with their role in each.",
+      // Another member sees only the organizations they share with this user, never the rest.
+      query: (_args, ctx) => ({
+        where:
+          ctx.principal?.kind === "apiKey"
+            ? { organizationId: ctx.principal.organizationId }
+            : { organization: { members: { some: { userId: viewerIdOrNobody(ctx) } } } },
+        orderBy: { createdAt: "asc" },
+      }),
     }),
   }),
 });

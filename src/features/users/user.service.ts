@@ -2,7 +2,7 @@
 import { z } from "zod";
 import type { Context } from "../../context.ts";
 import { ConflictError, ValidationError } from "../../errors.ts";
-import { uniqueViolation } from "../../infra/db-errors.ts";
+import { uniqueViolation } from "../../infra/dbErrors.ts";
 import { parseInput } from "../../validation.ts";
 import { requireUser } from "../auth/access.ts";
 import { revokeAllSessionsOf } from "../auth/auth.service.ts";
