@@ -8,6 +8,7 @@ import type { Context } from "../../context.ts";
 import type { AuditOutcome, Prisma } from "../../generated/prisma/client.ts";
 import { toGraphQLError } from "../../schema/errors.ts";
 import { decodeId } from "../../schema/globalId.ts";
+import { roleIn } from "../auth/access.ts";
 
 const SECRET_KEY = /pass(word)?|secret|token|^key$|apiKey|authorization/i;
 const DENIED = new Set(["UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND"]);
@@ -30,17 +31,26 @@ function outcomeOf(error: GraphQLError | undefined): { outcome: AuditOutcome; co
   return { outcome: DENIED.has(code) || code.startsWith("TOKEN_") ? "DENIED" : "FAILED", code };
 }
 
-/** The resource a mutation names in its arguments, when its resolver did not say. */
-function resourceFromArgs(args: Record<string, unknown>) {
-  const input = (args.input ?? args) as Record<string, unknown>;
-  const id = input.id ?? input.organizationId;
-  if (typeof id !== "string") return {};
+function decoded(value: unknown) {
+  if (typeof value !== "string") return undefined;
   try {
-    const decoded = decodeId(id);
-    return { resourceType: decoded.typename, resourceId: decoded.id };
+    return decodeId(value);
   } catch {
-    return {};
+    return undefined;
   }
+}
+
+/**
+ * What a mutation names in its arguments, for entries whose resolver never ran (denied,
+ * invalid). An organization is attached only when the caller belongs to it: a refused
+ * member's attempt shows in that organization's log; an outsider's stays in their own.
+ */
+async function fromArgs(ctx: Context, args: Record<string, unknown>) {
+  const input = { ...args, ...(args.input as Record<string, unknown> | undefined) };
+  const resource = decoded(input.id) ?? decoded(input.organizationId);
+  const org = [decoded(input.organizationId), decoded(input.id)].find((d) => d?.typename === "Organization");
+  const organizationId = org && (await roleIn(ctx, org.id)) ? org.id : undefined;
+  return { resourceType: resource?.typename, resourceId: resource?.id, organizationId };
 }
 
 export function useAudit(): Plugin<Context> {
@@ -84,15 +94,17 @@ async function writeEntries(
     }
     const note = ctx.auditNotes.get(key) ?? {};
     const { outcome, code } = outcomeOf(errors.find((e) => e.path?.[0] === key));
-    const fromArgs = note.resourceId ? {} : resourceFromArgs(input);
+    const named: Partial<Awaited<ReturnType<typeof fromArgs>>> =
+      note.resourceId && note.organizationId ? {} : await fromArgs(ctx, input);
     rows.push({
-      organizationId: note.organizationId ?? (principal?.kind === "apiKey" ? principal.organizationId : null),
+      organizationId:
+        note.organizationId ?? named.organizationId ?? (principal?.kind === "apiKey" ? principal.organizationId : null),
       actorUserId: note.actorUserId ?? (principal?.kind === "user" ? principal.userId : null),
       actorApiKeyId: principal?.kind === "apiKey" ? principal.apiKeyId : null,
       action: selection.name.value,
       outcome,
-      resourceType: note.resourceType ?? fromArgs.resourceType ?? null,
-      resourceId: note.resourceId ?? fromArgs.resourceId ?? null,
+      resourceType: note.resourceType ?? named.resourceType ?? null,
+      resourceId: note.resourceId ?? named.resourceId ?? null,
       details: redact({ input, ...(code ? { error: code } : {}), ...note.details }) as Prisma.InputJsonValue,
       ip: ctx.ip,
       userAgent: ctx.userAgent,

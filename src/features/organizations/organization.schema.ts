@@ -3,7 +3,7 @@ import { viewerIdOrNobody } from "../../context.ts";
 import { builder } from "../../schema/builder.ts";
 import { decodeId } from "../../schema/globalId.ts";
 import { noteAudit } from "../audit/audit.ts";
-import { PERMISSIONS, type Permission, roleIn } from "../auth/access.ts";
+import { activeOrganizationId, PERMISSIONS, type Permission, roleIn } from "../auth/access.ts";
 import {
   acceptInvite,
   changeMemberRole,
@@ -134,6 +134,17 @@ builder.queryField("organizations", (t) =>
             : { members: { some: { userId: viewerIdOrNobody(ctx) } } },
         orderBy: { id: "asc" },
       }),
+  }),
+);
+
+builder.queryField("activeOrganization", (t) =>
+  t.prismaField({
+    type: OrganizationRef,
+    authScopes: { authenticated: true },
+    description:
+      "The organization this request acts in: the API key's own; else the one named by the X-Organization-Id header; else the caller's personal one.",
+    resolve: async (query, _root, _args, ctx) =>
+      ctx.prisma.organization.findUniqueOrThrow({ ...query, where: { id: await activeOrganizationId(ctx) } }),
   }),
 );
 

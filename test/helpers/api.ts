@@ -1,0 +1,48 @@
+// Small wrappers for the operations many suites repeat.
+import { gql } from "./client.ts";
+import { createUser, type TestUser, uniqueEmail } from "./factories.ts";
+import type { startMailCatcher } from "./mail.ts";
+import { tokenFrom } from "./mail.ts";
+
+export type Role = "OWNER" | "ADMIN" | "MEMBER" | "VIEWER";
+
+export function errorCode(r: { errors?: { extensions?: Record<string, unknown> }[] }) {
+  return r.errors?.[0]?.extensions?.code;
+}
+
+export async function createOrg(url: string, token: string, name = "Acme Analytics") {
+  const r = await gql<{ organizationCreate: { id: string; slug: string } }>(
+    url,
+    "mutation($input: OrganizationCreateInput!) { organizationCreate(input: $input) { id slug } }",
+    { token, variables: { input: { name } } },
+  );
+  if (!r.data) throw new Error(JSON.stringify(r.errors));
+  return r.data.organizationCreate;
+}
+
+/** Invites a new user by email, has them accept through the mailed link, and returns them. */
+export async function addMember(
+  url: string,
+  mail: Awaited<ReturnType<typeof startMailCatcher>>,
+  inviterToken: string,
+  organizationId: string,
+  role: Role,
+): Promise<TestUser & { membershipId: string }> {
+  const email = uniqueEmail(role.toLowerCase());
+  const invite = await gql(
+    url,
+    "mutation($input: OrganizationInviteInput!) { organizationInvite(input: $input) { id } }",
+    { token: inviterToken, variables: { input: { organizationId, email, role } } },
+  );
+  if (invite.errors) throw new Error(JSON.stringify(invite.errors));
+  const message = await mail.next(email);
+  const user = await createUser(url, email);
+  await mail.next(email); // the new account's verification mail
+  const accepted = await gql<{ organizationInviteAccept: { id: string } }>(
+    url,
+    "mutation($t: String!) { organizationInviteAccept(token: $t) { id } }",
+    { token: user.token, variables: { t: tokenFrom(message) } },
+  );
+  if (!accepted.data) throw new Error(JSON.stringify(accepted.errors));
+  return { ...user, membershipId: accepted.data.organizationInviteAccept.id };
+}
