@@ -58,7 +58,9 @@ const envSchema = z.object({
   GRAPHIQL: bool.optional(),
   MAX_DEPTH: int(1, 100).default(12),
   MAX_ALIASES: int(0, 1000).default(15),
-  MAX_COST: int(1, 1_000_000).default(5000),
+  // graphql-armor's cost grows with depth (x1.5 a level), not with page sizes: 20000 admits a
+  // dashboard's audit page at depth 7 and refuses deep fan-outs.
+  MAX_COST: int(1, 1_000_000).default(20_000),
   MAX_TOKENS: int(10, 100_000).default(2000),
   MAX_DIRECTIVES: int(0, 1000).default(50),
   MAX_BODY_BYTES: int(1024, 100 * 1024 * 1024).default(1024 * 1024),

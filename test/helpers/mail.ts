@@ -11,7 +11,7 @@ export interface Message {
 
 export async function startMailCatcher() {
   const received: Message[] = [];
-  const waiting: { to: string; resolve: (m: Message) => void }[] = [];
+  const waiting: { matches: (m: Message) => boolean; resolve: (m: Message) => void }[] = [];
   const server = new SMTPServer({
     authOptional: true,
     disabledCommands: ["STARTTLS"],
@@ -20,9 +20,10 @@ export async function startMailCatcher() {
         const to = (Array.isArray(parsed.to) ? parsed.to[0] : parsed.to)?.value[0]?.address?.toLowerCase() ?? "";
         const message = { to, subject: parsed.subject ?? "", text: parsed.text ?? "" };
         received.push(message);
-        for (const w of waiting.filter((w) => w.to === to)) {
-          waiting.splice(waiting.indexOf(w), 1);
-          w.resolve(message);
+        const taker = waiting.find((w) => w.matches(message));
+        if (taker) {
+          waiting.splice(waiting.indexOf(taker), 1);
+          taker.resolve(message);
         }
         callback();
       }, callback);
@@ -33,13 +34,14 @@ export async function startMailCatcher() {
   return {
     url: `smtp://127.0.0.1:${port}`,
     received,
-    /** The next message to `to` that has not been taken yet; waits for it to arrive. */
-    next(to: string): Promise<Message> {
-      const index = received.findIndex((m) => m.to === to.toLowerCase());
+    /** The next message to `to` (whose subject matches, if given) not taken yet; waits for it. */
+    next(to: string, subject = /./): Promise<Message> {
+      const matches = (m: Message) => m.to === to.toLowerCase() && subject.test(m.subject);
+      const index = received.findIndex(matches);
       if (index >= 0) return Promise.resolve(received.splice(index, 1)[0] as Message);
       return new Promise((resolve) =>
         waiting.push({
-          to: to.toLowerCase(),
+          matches,
           resolve: (m) => {
             received.splice(received.indexOf(m), 1);
             resolve(m);

@@ -5,13 +5,13 @@ import { type ExecutionArgs, type GraphQLError, getOperationAST, Kind, type Sele
 import { getArgumentValues } from "graphql/execution/values.js";
 import { isAsyncIterable, type Plugin } from "graphql-yoga";
 import type { Context } from "../../context.ts";
+import { ForbiddenError, NotFoundError, UnauthenticatedError } from "../../errors.ts";
 import type { AuditOutcome, Prisma } from "../../generated/prisma/client.ts";
 import { toGraphQLError } from "../../schema/errors.ts";
 import { decodeId } from "../../schema/globalId.ts";
 import { roleIn } from "../auth/access.ts";
 
 const SECRET_KEY = /pass(word)?|secret|token|^key$|apiKey|authorization/i;
-const DENIED = new Set(["UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND"]);
 
 /** Replaces every value under a secret-looking key, at any depth. */
 export function redact(value: unknown): unknown {
@@ -28,7 +28,10 @@ export function redact(value: unknown): unknown {
 function outcomeOf(error: GraphQLError | undefined): { outcome: AuditOutcome; code?: string } {
   if (!error) return { outcome: "ALLOWED" };
   const code = String(toGraphQLError(error).extensions.code ?? "INTERNAL_SERVER_ERROR");
-  return { outcome: DENIED.has(code) || code.startsWith("TOKEN_") ? "DENIED" : "FAILED", code };
+  const original = error.originalError;
+  const denied =
+    original instanceof UnauthenticatedError || original instanceof ForbiddenError || original instanceof NotFoundError;
+  return { outcome: denied ? "DENIED" : "FAILED", code };
 }
 
 function decoded(value: unknown) {

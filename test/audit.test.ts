@@ -1,0 +1,147 @@
+// The audit trail: every mutation, allowed or not, leaves an entry with its actor, resource,
+// request id, IP and user agent, and no secret.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { addMember, createOrg, errorCode } from "./helpers/api.ts";
+import { gql } from "./helpers/client.ts";
+import { createUser, PASSWORD } from "./helpers/factories.ts";
+import { startMailCatcher } from "./helpers/mail.ts";
+import { startServer, type TestServer } from "./helpers/server.ts";
+
+let server: TestServer;
+let mail: Awaited<ReturnType<typeof startMailCatcher>>;
+let url: string;
+beforeAll(async () => {
+  mail = await startMailCatcher();
+  server = await startServer({ SMTP_URL: mail.url });
+  url = server.graphqlUrl;
+});
+afterAll(async () => {
+  await server.stop();
+  await mail.close();
+});
+
+interface Entry {
+  action: string;
+  outcome: string;
+  actor: { id: string } | null;
+  resourceType: string | null;
+  resourceId: string | null;
+  details: Record<string, unknown>;
+  ip: string | null;
+  userAgent: string | null;
+  requestId: string | null;
+}
+const FIELDS = "action outcome actor { id } resourceType resourceId details ip userAgent requestId";
+
+async function orgLog(token: string, orgId: string, filter: Record<string, unknown> = {}) {
+  const r = await gql<{ node: { auditLogs: { edges: { node: Entry }[] } } }>(
+    url,
+    `query($id: ID!, $filter: AuditFilter) { node(id: $id) { ... on Organization { auditLogs(first: 50, filter: $filter) { edges { node { ${FIELDS} } } } } } }`,
+    { token, variables: { id: orgId, filter } },
+  );
+  if (!r.data) throw new Error(JSON.stringify(r.errors));
+  return r.data.node.auditLogs.edges.map((e) => e.node);
+}
+
+describe("audit trail", () => {
+  it("records an allowed mutation with actor, resource, request id, IP and user agent", async () => {
+    const alice = await createUser(url);
+    const org = await createOrg(url, alice.token, "Audited");
+    const update = await gql(
+      url,
+      "mutation($input: OrganizationUpdateInput!) { organizationUpdate(input: $input) { id } }",
+      {
+        token: alice.token,
+        variables: { input: { id: org.id, description: "now audited" } },
+        headers: { "user-agent": "floyo-test/1.0", "x-request-id": "audit-check-1" },
+      },
+    );
+    expect(update.errors).toBeUndefined();
+    const [entry] = await orgLog(alice.token, org.id, { action: "organizationUpdate" });
+    expect(entry).toMatchObject({
+      action: "organizationUpdate",
+      outcome: "ALLOWED",
+      actor: { id: alice.user.id },
+      resourceType: "Organization",
+      requestId: "audit-check-1",
+      userAgent: "floyo-test/1.0",
+      details: { input: { input: { id: org.id, description: "now audited" } } },
+    });
+    expect(entry?.ip).toMatch(/127\.0\.0\.1/);
+  });
+
+  it("records a denied mutation in the organization's log, and filters by outcome and actor", async () => {
+    const alice = await createUser(url);
+    const org = await createOrg(url, alice.token, "Watched");
+    const viewer = await addMember(url, mail, alice.token, org.id, "VIEWER");
+    const denied = await gql(
+      url,
+      "mutation($input: OrganizationUpdateInput!) { organizationUpdate(input: $input) { id } }",
+      {
+        token: viewer.token,
+        variables: { input: { id: org.id, name: "hijacked" } },
+      },
+    );
+    expect(errorCode(denied)).toBe("FORBIDDEN");
+    const entries = await orgLog(alice.token, org.id, { outcome: "DENIED" });
+    expect(entries).toEqual([
+      expect.objectContaining({
+        action: "organizationUpdate",
+        outcome: "DENIED",
+        actor: { id: viewer.user.id },
+        details: expect.objectContaining({ error: "FORBIDDEN" }),
+      }),
+    ]);
+    const byActor = await orgLog(alice.token, org.id, { actorId: viewer.user.id });
+    expect(byActor.map((e) => e.action).sort()).toEqual(["organizationInviteAccept", "organizationUpdate"]);
+  });
+
+  it("redacts secrets, and shows me my own entries, including those outside any organization", async () => {
+    const alice = await createUser(url);
+    await gql(url, "mutation($c: String!, $n: String!) { passwordChange(currentPassword: $c, newPassword: $n) }", {
+      token: alice.token,
+      variables: { c: PASSWORD, n: "a different long passphrase 9" },
+    });
+    const mine = await gql<{ viewer: { auditLogs: { edges: { node: Entry }[] } } }>(
+      url,
+      `{ viewer { auditLogs(first: 10) { edges { node { ${FIELDS} } } } } }`,
+      { token: alice.token },
+    );
+    const entries = mine.data!.viewer.auditLogs.edges.map((e) => e.node);
+    expect(entries.map((e) => e.action)).toEqual(["passwordChange", "authRegister"]);
+    const text = JSON.stringify(entries);
+    expect(text).not.toContain(PASSWORD);
+    expect(text).not.toContain("a different long passphrase 9");
+    expect(entries[1]?.details).toMatchObject({ input: { input: { password: "[redacted]", email: alice.email } } });
+  });
+
+  it("records failed sign-ins as denied, with no password", async () => {
+    const alice = await createUser(url);
+    await gql(
+      url,
+      "mutation($e: String!, $p: String!) { authLogin(input: { email: $e, password: $p }) { accessToken } }",
+      {
+        variables: { e: alice.email, p: "guessing wrong 123" },
+      },
+    );
+    const rows = await server.app.runtime.db.prisma.auditLog.findMany({
+      where: { action: "authLogin", outcome: "DENIED" },
+      orderBy: { createdAt: "desc" },
+      take: 20,
+    });
+    const row = rows.find((r) => JSON.stringify(r.details).includes(alice.email));
+    expect(row?.details).toMatchObject({ error: "INVALID_CREDENTIALS", input: { input: { password: "[redacted]" } } });
+  });
+
+  it("is readable by owners and admins only", async () => {
+    const alice = await createUser(url);
+    const org = await createOrg(url, alice.token, "Private log");
+    const member = await addMember(url, mail, alice.token, org.id, "MEMBER");
+    const r = await gql(
+      url,
+      `{ node(id: "${org.id}") { ... on Organization { auditLogs(first: 1) { edges { node { action } } } } } }`,
+      { token: member.token },
+    );
+    expect(errorCode(r)).toBe("FORBIDDEN");
+  });
+});
