@@ -94,6 +94,20 @@ describe("audit trail", () => {
     ]);
     const byActor = await orgLog(alice.token, org.id, { actorId: viewer.user.id });
     expect(byActor.map((e) => e.action).sort()).toEqual(["organizationInviteAccept", "organizationUpdate"]);
+    const future = new Date(Date.now() + 3_600_000).toISOString();
+    expect(await orgLog(alice.token, org.id, { since: future })).toEqual([]);
+    const all = await orgLog(alice.token, org.id, { until: future });
+    expect(all.map((e) => e.action)).toEqual(
+      expect.arrayContaining([
+        "organizationCreate",
+        "organizationInvite",
+        "organizationInviteAccept",
+        "organizationUpdate",
+      ]),
+    );
+    expect(await orgLog(alice.token, org.id, { resourceType: "Invite" })).toEqual([
+      expect.objectContaining({ action: "organizationInvite" }),
+    ]);
   });
 
   it("redacts secrets, and shows me my own entries, including those outside any organization", async () => {

@@ -73,6 +73,50 @@ describe("organizations", () => {
     expect(errorCode(await gql(url, accept, { token: carol.token, variables: { t: token } }))).toBe("INVITE_INVALID");
   });
 
+  it("revokes an invitation so that its link no longer works", async () => {
+    const alice = await createUser(url);
+    const org = await createOrg(url, alice.token, "Changed mind");
+    const email = `revoked-${Date.now()}@example.test`;
+    const invite = await gql<{ organizationInvite: { id: string } }>(
+      url,
+      "mutation($input: OrganizationInviteInput!) { organizationInvite(input: $input) { id } }",
+      { token: alice.token, variables: { input: { organizationId: org.id, email, role: "MEMBER" } } },
+    );
+    const link = await mail.next(email);
+    const revoked = await gql(url, "mutation($id: ID!) { organizationInviteRevoke(id: $id) { id } }", {
+      token: alice.token,
+      variables: { id: invite.data!.organizationInvite.id },
+    });
+    expect(revoked.errors).toBeUndefined();
+    const invited = await createUser(url, email);
+    const accept = await gql(url, "mutation($t: String!) { organizationInviteAccept(token: $t) { id } }", {
+      token: invited.token,
+      variables: { t: /token=([\w-]+)/.exec(link.text)![1] },
+    });
+    expect(errorCode(accept)).toBe("INVITE_INVALID");
+    const open = await gql(
+      url,
+      `{ node(id: "${org.id}") { ... on Organization { invites(first: 5) { edges { node { id } } } } } }`,
+      { token: alice.token },
+    );
+    expect(open.data).toEqual({ node: { invites: { edges: [] } } });
+  });
+
+  it("removes a member, who then no longer sees the organization", async () => {
+    const alice = await createUser(url);
+    const org = await createOrg(url, alice.token, "Pruned");
+    const bob = await addMember(url, mail, alice.token, org.id, "MEMBER");
+    expect(
+      (
+        await gql(url, "mutation($id: ID!) { membershipRemove(id: $id) }", {
+          token: alice.token,
+          variables: { id: bob.membershipId },
+        })
+      ).errors,
+    ).toBeUndefined();
+    expect((await gql(url, `{ node(id: "${org.id}") { id } }`, { token: bob.token })).data).toEqual({ node: null });
+  });
+
   it("shows another member only the organizations they share", async () => {
     const alice = await createUser(url);
     const shared = await createOrg(url, alice.token, "Shared");

@@ -49,6 +49,7 @@ const ApiKeyCreateInput = builder.inputType("ApiKeyCreateInput", {
 });
 
 const ApiKeyCreatePayload = builder.objectRef<{ apiKeyId: string; secret: string }>("ApiKeyCreatePayload").implement({
+  authScopes: { user: true },
   fields: (t) => ({
     secret: t.exposeString("secret", {
       description: "The key itself, shown this once. Send it as `Authorization: Bearer <key>` or `X-API-Key: <key>`.",

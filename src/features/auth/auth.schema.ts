@@ -25,6 +25,7 @@ function actAs(ctx: Context, tokens: IssuedTokens, email = "") {
 }
 
 const AuthPayload = builder.objectRef<IssuedTokens>("AuthPayload").implement({
+  authScopes: { public: true },
   description: "Credentials for a new or refreshed session. Keep the refresh token secret; it is shown once.",
   fields: (t) => ({
     accessToken: t.exposeString("accessToken", { description: "Send as `Authorization: Bearer <token>`." }),

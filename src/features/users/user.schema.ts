@@ -49,6 +49,7 @@ const onlySelf = (user: { id: string }, _args: unknown, ctx: { principal: { kind
 
 export const UserConfigRef = builder.prismaObject("UserConfig", {
   name: "UserConfig",
+  authScopes: { user: true },
   description: "What the local agent watches and how suggestions are made.",
   fields: (t) => ({
     monitoredDirectories: t.exposeStringList("monitoredDirectories"),
@@ -140,6 +141,7 @@ builder.mutationField("viewerConfigUpdate", (t) =>
 );
 
 const DataExport = builder.objectRef<{ url: string; expiresAt: Date }>("DataExport").implement({
+  authScopes: { user: true },
   description: "A link to a ZIP of everything the signed-in user owns, one JSON file per kind.",
   fields: (t) => ({
     url: t.exposeString("url", { description: "Path on this API; GET it within five minutes." }),
@@ -167,6 +169,7 @@ const ViewerDeleteInput = builder.inputType("ViewerDeleteInput", {
 });
 
 const ViewerDeletePayload = builder.objectRef<{ deletedOrganizations: number }>("ViewerDeletePayload").implement({
+  authScopes: { public: true },
   fields: (t) => ({
     deletedOrganizations: t.exposeInt("deletedOrganizations", {
       description: "Organizations deleted because the user was their only member.",
