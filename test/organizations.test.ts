@@ -117,17 +117,22 @@ describe("organizations", () => {
     expect((await gql(url, `{ node(id: "${org.id}") { id } }`, { token: bob.token })).data).toEqual({ node: null });
   });
 
-  it("shows another member only the organizations they share", async () => {
+  it("shows a co-member's profile but never their other organizations", async () => {
     const alice = await createUser(url);
     const shared = await createOrg(url, alice.token, "Shared");
     await createOrg(url, alice.token, "Alice only");
     const bob = await addMember(url, mail, alice.token, shared.id, "MEMBER");
-    const seen = await gql<{ node: { memberships: { organization: { id: string } }[] } }>(
+    const profile = await gql(url, `{ node(id: "${alice.user.id}") { ... on User { email } } }`, { token: bob.token });
+    expect(profile.data).toEqual({ node: { email: alice.email } });
+    const memberships = await gql(
       url,
       `{ node(id: "${alice.user.id}") { ... on User { memberships { organization { id } } } } }`,
-      { token: bob.token },
+      {
+        token: bob.token,
+      },
     );
-    expect(seen.data?.node.memberships.map((m) => m.organization.id)).toEqual([shared.id]);
+    expect(errorCode(memberships)).toBe("FORBIDDEN");
+    expect(JSON.stringify(memberships.data)).not.toContain(shared.id);
   });
 });
 

@@ -7,6 +7,7 @@ import { createApiKey, revokeApiKey } from "./apiKey.service.ts";
 
 export const ApiKeyRef = builder.prismaNode("ApiKey", {
   id: { field: "id" },
+  select: { id: true },
   nullable: true,
   authScopes: { user: true },
   // Visible to owners and admins of its organization.

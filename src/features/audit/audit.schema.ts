@@ -14,6 +14,7 @@ const AuditOutcomeRef = builder.enumType("AuditOutcome", {
 
 export const AuditEntryRef = builder.prismaObject("AuditLog", {
   name: "AuditEntry",
+  select: { id: true },
   authScopes: { authenticated: true },
   description: "One mutation, allowed or not. Append-only.",
   fields: (t) => ({

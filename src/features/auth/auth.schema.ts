@@ -43,6 +43,7 @@ const AuthPayload = builder.objectRef<IssuedTokens>("AuthPayload").implement({
 export const SessionRef = builder.prismaNode("UserSession", {
   name: "Session",
   id: { field: "id" },
+  select: { id: true },
   nullable: true,
   authScopes: { user: true },
   // Sessions are visible to their own user only.

@@ -42,6 +42,7 @@ export function orgPermission(permission: Permission) {
 // itself is public: a fresh registration's payload reaches it before any credentials exist.
 export const OrganizationRef = builder.prismaNode("Organization", {
   id: { field: "id" },
+  select: { id: true },
   nullable: true,
   authScopes: { public: true },
   findUnique: (id, ctx) =>
@@ -85,6 +86,7 @@ export const OrganizationRef = builder.prismaNode("Organization", {
 export const MembershipRef = builder.prismaNode("OrganizationMember", {
   name: "Membership",
   id: { field: "id" },
+  select: { id: true },
   nullable: true,
   authScopes: { public: true },
   findUnique: (id, ctx) =>
@@ -102,6 +104,7 @@ export const MembershipRef = builder.prismaNode("OrganizationMember", {
 export const InviteRef = builder.prismaNode("OrganizationInvite", {
   name: "Invite",
   id: { field: "id" },
+  select: { id: true },
   nullable: true,
   authScopes: { authenticated: true },
   // Invitations are visible to those who may manage members: checked on the organization's field,

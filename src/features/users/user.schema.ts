@@ -11,6 +11,8 @@ import { deleteAccount, getConfig, updateConfig, updateProfile } from "./user.se
 // condition covers the viewer too.
 export const UserRef = builder.prismaNode("User", {
   id: { field: "id" },
+  // Select mode: only the columns a query asks for are read (never password_hash).
+  select: { id: true },
   nullable: true,
   authScopes: { public: true },
   findUnique: (id, ctx) => ({
@@ -30,15 +32,10 @@ export const UserRef = builder.prismaNode("User", {
     }),
     createdAt: t.expose("createdAt", { type: "DateTime" }),
     memberships: t.relation("memberships", {
-      description: "This user's memberships in the organizations the caller can see, with their role in each.",
-      // Another member sees only the organizations they share with this user, never the rest.
-      query: (_args, ctx) => ({
-        where:
-          ctx.principal?.kind === "apiKey"
-            ? { organizationId: ctx.principal.organizationId }
-            : { organization: { members: { some: { userId: viewerIdOrNobody(ctx) } } } },
-        orderBy: { createdAt: "asc" },
-      }),
+      description:
+        "The organizations this user belongs to, with their role in each. Only for the user themself: others see members through Organization.members, never the rest of someone's organizations.",
+      authScopes: (user, _args, ctx) => ctx.principal?.kind === "user" && ctx.principal.userId === user.id,
+      query: { orderBy: { createdAt: "asc" } },
     }),
   }),
 });
@@ -49,6 +46,7 @@ const onlySelf = (user: { id: string }, _args: unknown, ctx: { principal: { kind
 
 export const UserConfigRef = builder.prismaObject("UserConfig", {
   name: "UserConfig",
+  select: { id: true },
   authScopes: { user: true },
   description: "What the local agent watches and how suggestions are made.",
   fields: (t) => ({
