@@ -34,6 +34,8 @@ export function buildApp(config: Config, options: { logger?: Logger } = {}): App
   let draining = false;
   let stopping: Promise<void> | undefined;
 
+  // Longer than the 60 s idle timeout of common load balancers, so they close first and never
+  // send a request down a socket we are closing.
   const server = createServer({ keepAliveTimeout: 65_000 });
   let ws: ReturnType<typeof attachWebSocketServer> | undefined;
   let principals: PrincipalResolver | undefined;

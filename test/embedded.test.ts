@@ -1,9 +1,10 @@
 // The embedded mode from an empty DATA_DIR: migrated at start, answers, keeps its data
 // across a restart, and refuses a second process on the same directory.
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { PGlite } from "@electric-sql/pglite";
 import { afterAll, describe, expect, it } from "vitest";
 import { gql } from "./helpers/client.ts";
 import { createUser } from "./helpers/factories.ts";
@@ -68,13 +69,53 @@ describe("embedded mode", () => {
     }
   });
 
-  it("writes the bookkeeping `prisma migrate status` reads", () => {
-    // The first test migrated dataDir through the server; Prisma's own CLI must agree.
-    const status = execFileSync("node_modules/.bin/prisma", ["migrate", "status"], {
-      env: { ...process.env, DATABASE_URL: "", DATA_DIR: dataDir, PRISMA_HIDE_UPDATE_MESSAGE: "1" },
-      encoding: "utf8",
-      stdio: "pipe",
-    });
-    expect(status).toMatch(/Database schema is up to date/);
+  it("writes the bookkeeping `prisma migrate deploy` writes, row for row", async () => {
+    // The first test migrated dataDir through the server; Prisma's own CLI migrates another.
+    const byPrisma = mkdtempSync(path.join(os.tmpdir(), "floyo-deploy-"));
+    try {
+      const env = { ...process.env, DATABASE_URL: "", PRISMA_HIDE_UPDATE_MESSAGE: "1" };
+      execFileSync("node_modules/.bin/prisma", ["migrate", "deploy"], {
+        env: { ...env, DATA_DIR: byPrisma },
+        stdio: "pipe",
+      });
+      const rows = async (dir: string) => {
+        const db = new PGlite(path.join(dir, "pglite"));
+        try {
+          const result = await db.query(
+            "SELECT migration_name, checksum, finished_at IS NOT NULL AS finished, rolled_back_at, applied_steps_count FROM _prisma_migrations ORDER BY migration_name",
+          );
+          return result.rows;
+        } finally {
+          await db.close();
+        }
+      };
+      const ours = await rows(dataDir);
+      expect(ours.length).toBeGreaterThan(0);
+      expect(ours).toEqual(await rows(byPrisma));
+      const status = execFileSync("node_modules/.bin/prisma", ["migrate", "status"], {
+        env: { ...env, DATA_DIR: dataDir },
+        encoding: "utf8",
+        stdio: "pipe",
+      });
+      expect(status).toMatch(/Database schema is up to date/);
+    } finally {
+      rmSync(byPrisma, { recursive: true, force: true });
+    }
+  });
+
+  it("refuses a damaged data directory with a clear message instead of hanging", async () => {
+    const damaged = mkdtempSync(path.join(os.tmpdir(), "floyo-damaged-"));
+    try {
+      mkdirSync(path.join(damaged, "pglite"));
+      writeFileSync(path.join(damaged, "pglite", "PG_VERSION"), "not a version\n");
+      writeFileSync(path.join(damaged, "pglite", "postgresql.conf"), "this is = not ( valid\n");
+      await expect(
+        startServer({ ...embedded, DATA_DIR: damaged, PGLITE_OPEN_TIMEOUT_MS: "20000" }),
+      ).rejects.toThrowError(/could not be opened|did not open within/);
+      // The lock is released, so a fixed directory can be opened again by anyone.
+      expect(existsSync(path.join(damaged, "pglite.lock"))).toBe(false);
+    } finally {
+      rmSync(damaged, { recursive: true, force: true });
+    }
   });
 });
