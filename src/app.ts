@@ -10,6 +10,7 @@ import { createLogger, type Logger } from "./infra/logger.ts";
 import { createMailer, type Mailer } from "./infra/mailer.ts";
 import { openRuntime, type Runtime } from "./infra/runtime.ts";
 import { createDownloadRoutes } from "./server/downloads.ts";
+import { createFastPath, takesFastPath } from "./server/fastPath.ts";
 import { createHealthRoutes } from "./server/healthRoutes.ts";
 import { attachWebSocketServer } from "./server/ws.ts";
 import { createYogaServer } from "./server/yoga.ts";
@@ -51,6 +52,7 @@ export function buildApp(config: Config, options: { logger?: Logger } = {}): App
     const health = createHealth({ raw: runtime.db.raw, redis: runtime.redis, isDraining: () => draining, logger });
     const healthRoutes = createHealthRoutes(health);
     const downloads = createDownloadRoutes(deps);
+    const fastPath = createFastPath(yoga, config);
 
     server.on("request", (req: IncomingMessage, res: ServerResponse) => {
       // While draining, a request that arrives on a kept-alive connection is its last one.
@@ -79,7 +81,9 @@ export function buildApp(config: Config, options: { logger?: Logger } = {}): App
           ? healthRoutes(req, res)
           : url.startsWith("/downloads/")
             ? downloads(req, res, requestId)
-            : yoga(req, res, { req, requestId });
+            : takesFastPath(req)
+              ? fastPath(req, res, requestId)
+              : yoga(req, res, { req, requestId });
       Promise.resolve(done).catch((err: unknown) => {
         logger.error({ err, requestId }, "request failed outside GraphQL");
         if (!res.headersSent) res.writeHead(500, { "content-type": "application/json" });

@@ -49,3 +49,11 @@ function withCode(error: GraphQLError, code: string) {
     extensions: { ...error.extensions, code },
   });
 }
+
+/** A document that does not parse: its own code, as Yoga's HTTP handler gives it. */
+export function parseFailure(error: unknown): GraphQLError {
+  if (error instanceof GraphQLError && !error.extensions.code && !error.originalError) {
+    return withCode(error, "GRAPHQL_PARSE_FAILED");
+  }
+  return toGraphQLError(error);
+}

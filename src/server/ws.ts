@@ -7,7 +7,7 @@ import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer } from "ws";
 import type { Context } from "../context.ts";
 import type { PrincipalResolver } from "../features/auth/principal.ts";
-import { toGraphQLError } from "../schema/errors.ts";
+import { parseFailure, toGraphQLError } from "../schema/errors.ts";
 import { stringParam, withRequestId, type YogaServer } from "./yoga.ts";
 
 type Enveloped = ReturnType<YogaServer["getEnveloped"]>;
@@ -39,10 +39,15 @@ export function attachWebSocketServer(server: Server, yoga: YogaServer, principa
         });
         // Parse, limit and context errors become GraphQL errors for this operation, never an
         // "Internal error" close of the whole connection.
+        let document: ReturnType<typeof enveloped.parse>;
         try {
-          const document = enveloped.parse(payload.query);
+          document = enveloped.parse(payload.query);
+        } catch (error) {
+          return withRequestId([parseFailure(error)], requestId, { stripHttp: true });
+        }
+        try {
           const errors = enveloped.validate(enveloped.schema, document);
-          if (errors.length) return withRequestId(errors, requestId);
+          if (errors.length) return withRequestId(errors, requestId, { stripHttp: true });
           const contextValue = await enveloped.contextFactory();
           return {
             schema: enveloped.schema,
@@ -53,13 +58,16 @@ export function attachWebSocketServer(server: Server, yoga: YogaServer, principa
             rootValue: enveloped,
           };
         } catch (error) {
-          return withRequestId([toGraphQLError(error)], requestId);
+          return withRequestId([toGraphQLError(error)], requestId, { stripHttp: true });
         }
       },
       onNext: (_ctx, _id, _payload, args, result) => {
         const errors = result.errors as GraphQLError[] | undefined;
         if (!errors?.length) return;
-        return { ...result, errors: withRequestId(errors, (args.contextValue as Context).requestId) };
+        return {
+          ...result,
+          errors: withRequestId(errors, (args.contextValue as Context).requestId, { stripHttp: true }),
+        };
       },
     },
     wss,

@@ -14,6 +14,8 @@ export interface ServerContext {
   req?: IncomingMessage;
   /** graphql-ws connection_init payload */
   connectionParams?: Record<string, unknown>;
+  /** Request headers when the caller is not Yoga's own HTTP handler (the fast path). */
+  headers?: IncomingMessage["headers"];
 }
 
 export function createYogaServer(deps: AppDeps) {
@@ -46,9 +48,10 @@ export function createYogaServer(deps: AppDeps) {
       },
     },
     maskedErrors: { maskError: (error) => toGraphQLError(error) },
-    context: async ({ request, requestId, req, connectionParams }) => {
+    context: async ({ request, requestId, req, connectionParams, headers }) => {
       // HTTP sends these as headers; graphql-ws in the connection_init payload.
-      const header = (name: string) => request?.headers.get(name) ?? stringParam(connectionParams, name);
+      const header = (name: string) =>
+        request?.headers.get(name) ?? (headers ? single(headers[name]) : stringParam(connectionParams, name));
       try {
         return await buildContext(deps, {
           requestId,
@@ -92,18 +95,28 @@ function useRequestIdInErrors(): Plugin<Context, ServerContext> {
   };
 }
 
-export function withRequestId(errors: readonly GraphQLError[], requestId: string): GraphQLError[] {
+export function withRequestId(
+  errors: readonly GraphQLError[],
+  requestId: string,
+  options: { stripHttp?: boolean } = {},
+): GraphQLError[] {
   return errors.map((error) => {
     const coded = toGraphQLError(error);
+    const { http, ...extensions } = coded.extensions;
     return new GraphQLError(coded.message, {
       nodes: coded.nodes,
       source: coded.source,
       positions: coded.positions,
       path: coded.path,
       originalError: coded.originalError,
-      extensions: { ...coded.extensions, requestId },
+      // `http` tells Yoga the status to answer with; the fast path and WebSockets already used it.
+      extensions: { ...(options.stripHttp ? extensions : { ...extensions, http }), requestId },
     });
   });
+}
+
+function single(value: string | string[] | undefined): string | null {
+  return (Array.isArray(value) ? value[0] : value) ?? null;
 }
 
 /** A connection_init value by header name, in any letter case ("authorization", "Authorization"). */

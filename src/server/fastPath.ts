@@ -1,0 +1,147 @@
+// The common request, a JSON POST of a query or mutation, straight from Node's http objects
+// to the envelop pipeline Yoga itself uses (same plugins: limits, caches, masking, audit,
+// context), without building Fetch Request/Response objects for it: measured, that
+// conversion cost about as much CPU as everything else of a `{ __typename }` request.
+// Anything else (GET, SSE, multipart, GraphiQL, preflight) goes to Yoga.
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { type ExecutionResult, GraphQLError, getOperationAST } from "graphql";
+import type { Config } from "../config.ts";
+import { parseFailure, toGraphQLError } from "../schema/errors.ts";
+import { withRequestId, type YogaServer } from "./yoga.ts";
+
+const GRAPHQL_RESPONSE = "application/graphql-response+json";
+
+/** Whether a request is one the fast path answers; decided from its headers alone. */
+export function takesFastPath(req: IncomingMessage): boolean {
+  if (req.method !== "POST" || req.url !== "/graphql") return false;
+  if (!req.headers["content-type"]?.startsWith("application/json")) return false;
+  const accept = req.headers.accept;
+  return !accept || !/text\/event-stream|multipart\/mixed/.test(accept);
+}
+
+export function createFastPath(yoga: YogaServer, config: Config) {
+  const allowAnyOrigin = config.corsOrigins.includes("*");
+  const origins = new Set(config.corsOrigins);
+
+  return async function handle(req: IncomingMessage, res: ServerResponse, requestId: string) {
+    const accept = req.headers.accept ?? "";
+    const strict = accept.includes(GRAPHQL_RESPONSE);
+    const send = (status: number, result: ExecutionResult) => {
+      const body = JSON.stringify(result);
+      const headers: Record<string, string | number> = {
+        "content-type": `${strict ? GRAPHQL_RESPONSE : "application/json"}; charset=utf-8`,
+        "content-length": Buffer.byteLength(body),
+      };
+      const origin = req.headers.origin;
+      if (origin && (allowAnyOrigin || origins.has(origin))) {
+        headers["access-control-allow-origin"] = allowAnyOrigin ? "*" : origin;
+        if (!allowAnyOrigin) headers.vary = "Origin";
+      }
+      res.writeHead(status, headers);
+      res.end(body);
+    };
+    const fail = (status: number, errors: readonly GraphQLError[]) =>
+      send(status, { errors: withRequestId(errors, requestId, { stripHttp: true }) });
+
+    let params: { query?: unknown; variables?: unknown; operationName?: unknown };
+    try {
+      params = JSON.parse(await readBody(req, config.maxBodyBytes));
+    } catch (err) {
+      const tooLarge = (err as Error).message === "too large";
+      if (tooLarge) res.shouldKeepAlive = false;
+      return fail(tooLarge ? 413 : 400, [
+        new GraphQLError(tooLarge ? "The request body is too large." : "POST body sent invalid JSON.", {
+          extensions: { code: tooLarge ? "PAYLOAD_TOO_LARGE" : "BAD_REQUEST" },
+        }),
+      ]);
+    }
+    const { query, variables, operationName } = params ?? {};
+    if (
+      typeof query !== "string" ||
+      (variables != null && (typeof variables !== "object" || Array.isArray(variables))) ||
+      (operationName != null && typeof operationName !== "string")
+    ) {
+      return fail(400, [
+        new GraphQLError(
+          "Expected a JSON object with a string `query`, and optional object `variables` and string `operationName`.",
+          {
+            extensions: { code: "BAD_REQUEST" },
+          },
+        ),
+      ]);
+    }
+
+    const enveloped = yoga.getEnveloped({ req, requestId, headers: req.headers, params });
+    let document: ReturnType<typeof enveloped.parse>;
+    try {
+      document = enveloped.parse(query);
+    } catch (err) {
+      return fail(400, [parseFailure(err)]);
+    }
+    const invalid = enveloped.validate(enveloped.schema, document);
+    // GraphQL over HTTP: 400 for documents that cannot run, when the client speaks the new media type.
+    if (invalid.length) return fail(strict ? 400 : 200, invalid);
+    const operation = getOperationAST(document, operationName as string | undefined);
+    if (!operation) {
+      return fail(400, [
+        new GraphQLError("Could not determine which operation to run.", { extensions: { code: "BAD_REQUEST" } }),
+      ]);
+    }
+    if (operation.operation === "subscription") {
+      return fail(400, [
+        new GraphQLError("Subscriptions run over graphql-ws, or over SSE with `Accept: text/event-stream`.", {
+          extensions: { code: "BAD_REQUEST" },
+        }),
+      ]);
+    }
+    let contextValue: Awaited<ReturnType<typeof enveloped.contextFactory>>;
+    try {
+      contextValue = await enveloped.contextFactory();
+    } catch (err) {
+      const error = toGraphQLError(err);
+      return fail(httpStatus([error]) ?? 500, [error]);
+    }
+    const result = (await enveloped.execute({
+      schema: enveloped.schema,
+      document,
+      operationName: operationName as string | undefined,
+      variableValues: variables as Record<string, unknown> | undefined,
+      contextValue,
+      rootValue: {},
+    })) as ExecutionResult;
+    if (!result.errors?.length) return send(200, result);
+    const errors = result.errors.map(toGraphQLError);
+    send(httpStatus(errors) ?? 200, { ...result, errors: withRequestId(errors, requestId, { stripHttp: true }) });
+  };
+}
+
+/** An error may ask for an HTTP status (401 for bad credentials), as Yoga honours it too. */
+function httpStatus(errors: readonly GraphQLError[]): number | undefined {
+  for (const error of errors) {
+    const status = (error.extensions.http as { status?: number } | undefined)?.status;
+    if (status) return status;
+  }
+  return undefined;
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        // Stop keeping it, but read the rest away so the 413 reaches the client; the
+        // connection closes after it.
+        req.off("data", onData);
+        req.resume();
+        reject(new Error("too large"));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    req.on("data", onData);
+    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+    req.on("error", reject);
+  });
+}
