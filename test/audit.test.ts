@@ -1,24 +1,12 @@
 // The audit trail: every mutation, allowed or not, leaves an entry with its actor, resource,
 // request id, IP and user agent, and no secret.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { addMember, createOrg, errorCode } from "./helpers/api.ts";
 import { gql } from "./helpers/client.ts";
 import { createUser, PASSWORD } from "./helpers/factories.ts";
-import { startMailCatcher } from "./helpers/mail.ts";
-import { startServer, type TestServer } from "./helpers/server.ts";
+import { useServerWithMail } from "./helpers/server.ts";
 
-let server: TestServer;
-let mail: Awaited<ReturnType<typeof startMailCatcher>>;
-let url: string;
-beforeAll(async () => {
-  mail = await startMailCatcher();
-  server = await startServer({ SMTP_URL: mail.url });
-  url = server.graphqlUrl;
-});
-afterAll(async () => {
-  await server.stop();
-  await mail.close();
-});
+const suite = useServerWithMail();
 
 interface Entry {
   action: string;
@@ -35,7 +23,7 @@ const FIELDS = "action outcome actor { id } resourceType resourceId details ip u
 
 async function orgLog(token: string, orgId: string, filter: Record<string, unknown> = {}) {
   const r = await gql<{ node: { auditLogs: { edges: { node: Entry }[] } } }>(
-    url,
+    suite.url,
     `query($id: ID!, $filter: AuditFilter) { node(id: $id) { ... on Organization { auditLogs(first: 50, filter: $filter) { edges { node { ${FIELDS} } } } } } }`,
     { token, variables: { id: orgId, filter } },
   );
@@ -45,10 +33,10 @@ async function orgLog(token: string, orgId: string, filter: Record<string, unkno
 
 describe("audit trail", () => {
   it("records an allowed mutation with actor, resource, request id, IP and user agent", async () => {
-    const alice = await createUser(url);
-    const org = await createOrg(url, alice.token, "Audited");
+    const alice = await createUser(suite.url);
+    const org = await createOrg(suite.url, alice.token, "Audited");
     const update = await gql(
-      url,
+      suite.url,
       "mutation($input: OrganizationUpdateInput!) { organizationUpdate(input: $input) { id } }",
       {
         token: alice.token,
@@ -71,11 +59,11 @@ describe("audit trail", () => {
   });
 
   it("records a denied mutation in the organization's log, and filters by outcome and actor", async () => {
-    const alice = await createUser(url);
-    const org = await createOrg(url, alice.token, "Watched");
-    const viewer = await addMember(url, mail, alice.token, org.id, "VIEWER");
+    const alice = await createUser(suite.url);
+    const org = await createOrg(suite.url, alice.token, "Watched");
+    const viewer = await addMember(suite.url, suite.mail, alice.token, org.id, "VIEWER");
     const denied = await gql(
-      url,
+      suite.url,
       "mutation($input: OrganizationUpdateInput!) { organizationUpdate(input: $input) { id } }",
       {
         token: viewer.token,
@@ -111,13 +99,17 @@ describe("audit trail", () => {
   });
 
   it("redacts secrets, and shows me my own entries, including those outside any organization", async () => {
-    const alice = await createUser(url);
-    await gql(url, "mutation($c: String!, $n: String!) { passwordChange(currentPassword: $c, newPassword: $n) }", {
-      token: alice.token,
-      variables: { c: PASSWORD, n: "a different long passphrase 9" },
-    });
+    const alice = await createUser(suite.url);
+    await gql(
+      suite.url,
+      "mutation($c: String!, $n: String!) { passwordChange(currentPassword: $c, newPassword: $n) }",
+      {
+        token: alice.token,
+        variables: { c: PASSWORD, n: "a different long passphrase 9" },
+      },
+    );
     const mine = await gql<{ viewer: { auditLogs: { edges: { node: Entry }[] } } }>(
-      url,
+      suite.url,
       `{ viewer { auditLogs(first: 10) { edges { node { ${FIELDS} } } } } }`,
       { token: alice.token },
     );
@@ -130,15 +122,15 @@ describe("audit trail", () => {
   });
 
   it("records failed sign-ins as denied, with no password", async () => {
-    const alice = await createUser(url);
+    const alice = await createUser(suite.url);
     await gql(
-      url,
+      suite.url,
       "mutation($e: String!, $p: String!) { authLogin(input: { email: $e, password: $p }) { accessToken } }",
       {
         variables: { e: alice.email, p: "guessing wrong 123" },
       },
     );
-    const rows = await server.app.runtime.db.prisma.auditLog.findMany({
+    const rows = await suite.server.app.runtime.db.prisma.auditLog.findMany({
       where: { action: "authLogin", outcome: "DENIED" },
       orderBy: { createdAt: "desc" },
       take: 20,
@@ -148,11 +140,11 @@ describe("audit trail", () => {
   });
 
   it("is readable by owners and admins only", async () => {
-    const alice = await createUser(url);
-    const org = await createOrg(url, alice.token, "Private log");
-    const member = await addMember(url, mail, alice.token, org.id, "MEMBER");
+    const alice = await createUser(suite.url);
+    const org = await createOrg(suite.url, alice.token, "Private log");
+    const member = await addMember(suite.url, suite.mail, alice.token, org.id, "MEMBER");
     const r = await gql(
-      url,
+      suite.url,
       `{ node(id: "${org.id}") { ... on Organization { auditLogs(first: 1) { edges { node { action } } } } } }`,
       { token: member.token },
     );

@@ -1,34 +1,22 @@
 // Organizations, members, invitations, roles and API keys: who may do what.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { addMember, createOrg, errorCode, type Role } from "./helpers/api.ts";
 import { gql } from "./helpers/client.ts";
 import { createUser, type TestUser } from "./helpers/factories.ts";
-import { startMailCatcher } from "./helpers/mail.ts";
-import { startServer, type TestServer } from "./helpers/server.ts";
+import { useServerWithMail } from "./helpers/server.ts";
 
-let server: TestServer;
-let mail: Awaited<ReturnType<typeof startMailCatcher>>;
-let url: string;
-beforeAll(async () => {
-  mail = await startMailCatcher();
-  server = await startServer({ SMTP_URL: mail.url });
-  url = server.graphqlUrl;
-});
-afterAll(async () => {
-  await server.stop();
-  await mail.close();
-});
+const suite = useServerWithMail();
 
 describe("organizations", () => {
   it("creates with a unique slug from the name, lists mine, and makes the creator owner", async () => {
-    const alice = await createUser(url);
-    const first = await createOrg(url, alice.token, "Data Wranglers!");
-    const second = await createOrg(url, alice.token, "Data Wranglers!");
+    const alice = await createUser(suite.url);
+    const first = await createOrg(suite.url, alice.token, "Data Wranglers!");
+    const second = await createOrg(suite.url, alice.token, "Data Wranglers!");
     expect(first.slug).toMatch(/^data-wranglers(-\d+)?$/);
     expect(second.slug).toBe(first.slug.replace(/(-\d+)?$/, (m) => `-${Number(m.slice(1) || 0) + 1}`));
     const mine = await gql<{
       organizations: { edges: { node: { id: string; viewerRole: string; personal: boolean } }[] };
-    }>(url, "{ organizations(first: 10) { edges { node { id viewerRole personal } } } }", { token: alice.token });
+    }>(suite.url, "{ organizations(first: 10) { edges { node { id viewerRole personal } } } }", { token: alice.token });
     expect(mine.data?.organizations.edges.map((e) => e.node)).toEqual([
       { id: alice.org.id, viewerRole: "OWNER", personal: true },
       { id: first.id, viewerRole: "OWNER", personal: false },
@@ -37,13 +25,13 @@ describe("organizations", () => {
   });
 
   it("invites by email; only the invited address can accept, once", async () => {
-    const alice = await createUser(url);
-    const org = await createOrg(url, alice.token);
-    const bob = await addMember(url, mail, alice.token, org.id, "MEMBER");
+    const alice = await createUser(suite.url);
+    const org = await createOrg(suite.url, alice.token);
+    const bob = await addMember(suite.url, suite.mail, alice.token, org.id, "MEMBER");
     const members = await gql<{
       node: { members: { totalCount: number; edges: { node: { role: string; user: { email: string } } }[] } };
     }>(
-      url,
+      suite.url,
       `{ node(id: "${org.id}") { ... on Organization { members(first: 10) { totalCount edges { node { role user { email } } } } } } }`,
       { token: bob.token },
     );
@@ -57,45 +45,49 @@ describe("organizations", () => {
 
     // An invitation for carol cannot be used by mallory, and works once for carol.
     const carolEmail = `carol-${Date.now()}@example.test`;
-    await gql(url, "mutation($input: OrganizationInviteInput!) { organizationInvite(input: $input) { id } }", {
+    await gql(suite.url, "mutation($input: OrganizationInviteInput!) { organizationInvite(input: $input) { id } }", {
       token: alice.token,
       variables: { input: { organizationId: org.id, email: carolEmail, role: "VIEWER" } },
     });
-    const link = await mail.next(carolEmail);
+    const link = await suite.mail.next(carolEmail);
     const token = /token=([\w-]+)/.exec(link.text)![1]!;
     const accept = "mutation($t: String!) { organizationInviteAccept(token: $t) { role } }";
-    const mallory = await createUser(url);
-    expect(errorCode(await gql(url, accept, { token: mallory.token, variables: { t: token } }))).toBe("FORBIDDEN");
-    const carol = await createUser(url, carolEmail);
-    expect((await gql(url, accept, { token: carol.token, variables: { t: token } })).data).toEqual({
+    const mallory = await createUser(suite.url);
+    expect(errorCode(await gql(suite.url, accept, { token: mallory.token, variables: { t: token } }))).toBe(
+      "FORBIDDEN",
+    );
+    const carol = await createUser(suite.url, carolEmail);
+    expect((await gql(suite.url, accept, { token: carol.token, variables: { t: token } })).data).toEqual({
       organizationInviteAccept: { role: "VIEWER" },
     });
-    expect(errorCode(await gql(url, accept, { token: carol.token, variables: { t: token } }))).toBe("INVITE_INVALID");
+    expect(errorCode(await gql(suite.url, accept, { token: carol.token, variables: { t: token } }))).toBe(
+      "INVITE_INVALID",
+    );
   });
 
   it("revokes an invitation so that its link no longer works", async () => {
-    const alice = await createUser(url);
-    const org = await createOrg(url, alice.token, "Changed mind");
+    const alice = await createUser(suite.url);
+    const org = await createOrg(suite.url, alice.token, "Changed mind");
     const email = `revoked-${Date.now()}@example.test`;
     const invite = await gql<{ organizationInvite: { id: string } }>(
-      url,
+      suite.url,
       "mutation($input: OrganizationInviteInput!) { organizationInvite(input: $input) { id } }",
       { token: alice.token, variables: { input: { organizationId: org.id, email, role: "MEMBER" } } },
     );
-    const link = await mail.next(email);
-    const revoked = await gql(url, "mutation($id: ID!) { organizationInviteRevoke(id: $id) { id } }", {
+    const link = await suite.mail.next(email);
+    const revoked = await gql(suite.url, "mutation($id: ID!) { organizationInviteRevoke(id: $id) { id } }", {
       token: alice.token,
       variables: { id: invite.data!.organizationInvite.id },
     });
     expect(revoked.errors).toBeUndefined();
-    const invited = await createUser(url, email);
-    const accept = await gql(url, "mutation($t: String!) { organizationInviteAccept(token: $t) { id } }", {
+    const invited = await createUser(suite.url, email);
+    const accept = await gql(suite.url, "mutation($t: String!) { organizationInviteAccept(token: $t) { id } }", {
       token: invited.token,
       variables: { t: /token=([\w-]+)/.exec(link.text)![1] },
     });
     expect(errorCode(accept)).toBe("INVITE_INVALID");
     const open = await gql(
-      url,
+      suite.url,
       `{ node(id: "${org.id}") { ... on Organization { invites(first: 5) { edges { node { id } } } } } }`,
       { token: alice.token },
     );
@@ -103,29 +95,33 @@ describe("organizations", () => {
   });
 
   it("removes a member, who then no longer sees the organization", async () => {
-    const alice = await createUser(url);
-    const org = await createOrg(url, alice.token, "Pruned");
-    const bob = await addMember(url, mail, alice.token, org.id, "MEMBER");
+    const alice = await createUser(suite.url);
+    const org = await createOrg(suite.url, alice.token, "Pruned");
+    const bob = await addMember(suite.url, suite.mail, alice.token, org.id, "MEMBER");
     expect(
       (
-        await gql(url, "mutation($id: ID!) { membershipRemove(id: $id) }", {
+        await gql(suite.url, "mutation($id: ID!) { membershipRemove(id: $id) }", {
           token: alice.token,
           variables: { id: bob.membershipId },
         })
       ).errors,
     ).toBeUndefined();
-    expect((await gql(url, `{ node(id: "${org.id}") { id } }`, { token: bob.token })).data).toEqual({ node: null });
+    expect((await gql(suite.url, `{ node(id: "${org.id}") { id } }`, { token: bob.token })).data).toEqual({
+      node: null,
+    });
   });
 
   it("shows a co-member's profile but never their other organizations", async () => {
-    const alice = await createUser(url);
-    const shared = await createOrg(url, alice.token, "Shared");
-    await createOrg(url, alice.token, "Alice only");
-    const bob = await addMember(url, mail, alice.token, shared.id, "MEMBER");
-    const profile = await gql(url, `{ node(id: "${alice.user.id}") { ... on User { email } } }`, { token: bob.token });
+    const alice = await createUser(suite.url);
+    const shared = await createOrg(suite.url, alice.token, "Shared");
+    await createOrg(suite.url, alice.token, "Alice only");
+    const bob = await addMember(suite.url, suite.mail, alice.token, shared.id, "MEMBER");
+    const profile = await gql(suite.url, `{ node(id: "${alice.user.id}") { ... on User { email } } }`, {
+      token: bob.token,
+    });
     expect(profile.data).toEqual({ node: { email: alice.email } });
     const memberships = await gql(
-      url,
+      suite.url,
       `{ node(id: "${alice.user.id}") { ... on User { memberships { organization { id } } } } }`,
       {
         token: bob.token,
@@ -141,41 +137,49 @@ describe("roles", () => {
   let orgId: string;
   const users = {} as Record<Role, TestUser & { membershipId?: string }>;
   beforeAll(async () => {
-    owner = await createUser(url);
-    orgId = (await createOrg(url, owner.token, "Role Matrix")).id;
+    owner = await createUser(suite.url);
+    orgId = (await createOrg(suite.url, owner.token, "Role Matrix")).id;
     users.OWNER = owner;
     for (const role of ["ADMIN", "MEMBER", "VIEWER"] as const)
-      users[role] = await addMember(url, mail, owner.token, orgId, role);
+      users[role] = await addMember(suite.url, suite.mail, owner.token, orgId, role);
   });
 
   const actions: Record<string, (token: string) => Promise<{ errors?: { extensions?: Record<string, unknown> }[] }>> = {
     "read the organization": (token) =>
-      gql(url, `{ node(id: "${orgId}") { id } }`, { token }).then((r) =>
+      gql(suite.url, `{ node(id: "${orgId}") { id } }`, { token }).then((r) =>
         r.data?.node ? r : { errors: [{ extensions: { code: "NOT_FOUND" } }] },
       ),
     "update the organization": (token) =>
-      gql(url, "mutation($input: OrganizationUpdateInput!) { organizationUpdate(input: $input) { id } }", {
+      gql(suite.url, "mutation($input: OrganizationUpdateInput!) { organizationUpdate(input: $input) { id } }", {
         token,
         variables: { input: { id: orgId, description: "changed" } },
       }),
     "invite a member": (token) =>
-      gql(url, "mutation($input: OrganizationInviteInput!) { organizationInvite(input: $input) { id } }", {
+      gql(suite.url, "mutation($input: OrganizationInviteInput!) { organizationInvite(input: $input) { id } }", {
         token,
         variables: { input: { organizationId: orgId, email: `x-${Math.random()}@example.test`, role: "VIEWER" } },
       }),
     "create an API key": (token) =>
-      gql(url, "mutation($input: ApiKeyCreateInput!) { apiKeyCreate(input: $input) { secret } }", {
+      gql(suite.url, "mutation($input: ApiKeyCreateInput!) { apiKeyCreate(input: $input) { secret } }", {
         token,
         variables: { input: { organizationId: orgId, name: "k", role: "VIEWER" } },
       }),
     "read the audit log": (token) =>
-      gql(url, `{ node(id: "${orgId}") { ... on Organization { auditLogs(first: 1) { edges { node { id } } } } } }`, {
-        token,
-      }),
+      gql(
+        suite.url,
+        `{ node(id: "${orgId}") { ... on Organization { auditLogs(first: 1) { edges { node { id } } } } } }`,
+        {
+          token,
+        },
+      ),
     "list API keys": (token) =>
-      gql(url, `{ node(id: "${orgId}") { ... on Organization { apiKeys(first: 1) { edges { node { id } } } } } }`, {
-        token,
-      }),
+      gql(
+        suite.url,
+        `{ node(id: "${orgId}") { ... on Organization { apiKeys(first: 1) { edges { node { id } } } } } }`,
+        {
+          token,
+        },
+      ),
   };
   const allowed: Record<string, Role[]> = {
     "read the organization": ["OWNER", "ADMIN", "MEMBER", "VIEWER"],
@@ -198,52 +202,58 @@ describe("roles", () => {
   }
 
   it("only an owner deletes the organization, grants ownership, or changes an owner's role", async () => {
-    const org = (await createOrg(url, owner.token, "Deletable")).id;
-    const admin = await addMember(url, mail, owner.token, org, "ADMIN");
-    const member = await addMember(url, mail, owner.token, org, "MEMBER");
+    const org = (await createOrg(suite.url, owner.token, "Deletable")).id;
+    const admin = await addMember(suite.url, suite.mail, owner.token, org, "ADMIN");
+    const member = await addMember(suite.url, suite.mail, owner.token, org, "MEMBER");
     const setRole = "mutation($id: ID!, $role: OrgRole!) { membershipUpdateRole(id: $id, role: $role) { role } }";
     expect(
       errorCode(
-        await gql(url, "mutation($id: ID!) { organizationDelete(id: $id) }", {
+        await gql(suite.url, "mutation($id: ID!) { organizationDelete(id: $id) }", {
           token: admin.token,
           variables: { id: org },
         }),
       ),
     ).toBe("FORBIDDEN");
     expect(
-      errorCode(await gql(url, setRole, { token: admin.token, variables: { id: member.membershipId, role: "OWNER" } })),
+      errorCode(
+        await gql(suite.url, setRole, { token: admin.token, variables: { id: member.membershipId, role: "OWNER" } }),
+      ),
     ).toBe("FORBIDDEN");
     expect(
-      (await gql(url, setRole, { token: admin.token, variables: { id: member.membershipId, role: "VIEWER" } })).data,
+      (await gql(suite.url, setRole, { token: admin.token, variables: { id: member.membershipId, role: "VIEWER" } }))
+        .data,
     ).toEqual({ membershipUpdateRole: { role: "VIEWER" } });
     expect(
-      (await gql(url, setRole, { token: owner.token, variables: { id: admin.membershipId, role: "OWNER" } })).data,
+      (await gql(suite.url, setRole, { token: owner.token, variables: { id: admin.membershipId, role: "OWNER" } }))
+        .data,
     ).toEqual({ membershipUpdateRole: { role: "OWNER" } });
     expect(
       (
-        await gql(url, "mutation($id: ID!) { organizationDelete(id: $id) }", {
+        await gql(suite.url, "mutation($id: ID!) { organizationDelete(id: $id) }", {
           token: admin.token,
           variables: { id: org },
         })
       ).data,
     ).toEqual({ organizationDelete: org });
-    expect((await gql(url, `{ node(id: "${org}") { id } }`, { token: owner.token })).data).toEqual({ node: null });
+    expect((await gql(suite.url, `{ node(id: "${org}") { id } }`, { token: owner.token })).data).toEqual({
+      node: null,
+    });
   });
 
   it("keeps a last owner: no leaving, no demotion, no removal, until another owner exists", async () => {
-    const org = (await createOrg(url, owner.token, "Kept")).id;
+    const org = (await createOrg(suite.url, owner.token, "Kept")).id;
     const ownMembership = (
       await gql<{ node: { members: { edges: { node: { id: string } }[] } } }>(
-        url,
+        suite.url,
         `{ node(id: "${org}") { ... on Organization { members(first: 1) { edges { node { id } } } } } }`,
         { token: owner.token },
       )
     ).data!.node.members.edges[0]!.node.id;
     const leave = "mutation($id: ID!) { organizationLeave(id: $id) }";
-    expect(errorCode(await gql(url, leave, { token: owner.token, variables: { id: org } }))).toBe("LAST_OWNER");
+    expect(errorCode(await gql(suite.url, leave, { token: owner.token, variables: { id: org } }))).toBe("LAST_OWNER");
     expect(
       errorCode(
-        await gql(url, "mutation($id: ID!) { membershipUpdateRole(id: $id, role: ADMIN) { role } }", {
+        await gql(suite.url, "mutation($id: ID!) { membershipUpdateRole(id: $id, role: ADMIN) { role } }", {
           token: owner.token,
           variables: { id: ownMembership },
         }),
@@ -251,26 +261,26 @@ describe("roles", () => {
     ).toBe("LAST_OWNER");
     expect(
       errorCode(
-        await gql(url, "mutation($id: ID!) { membershipRemove(id: $id) }", {
+        await gql(suite.url, "mutation($id: ID!) { membershipRemove(id: $id) }", {
           token: owner.token,
           variables: { id: ownMembership },
         }),
       ),
     ).toBe("LAST_OWNER");
-    const other = await addMember(url, mail, owner.token, org, "OWNER");
-    expect((await gql(url, leave, { token: owner.token, variables: { id: org } })).data).toEqual({
+    const other = await addMember(suite.url, suite.mail, owner.token, org, "OWNER");
+    expect((await gql(suite.url, leave, { token: owner.token, variables: { id: org } })).data).toEqual({
       organizationLeave: org,
     });
-    expect((await gql(url, `{ node(id: "${org}") { id } }`, { token: other.token })).data).toEqual({
+    expect((await gql(suite.url, `{ node(id: "${org}") { id } }`, { token: other.token })).data).toEqual({
       node: { id: org },
     });
   });
 
   it("lets nobody leave or delete a personal organization", async () => {
-    const u = await createUser(url);
+    const u = await createUser(suite.url);
     expect(
       errorCode(
-        await gql(url, "mutation($id: ID!) { organizationLeave(id: $id) }", {
+        await gql(suite.url, "mutation($id: ID!) { organizationLeave(id: $id) }", {
           token: u.token,
           variables: { id: u.org.id },
         }),
@@ -278,7 +288,7 @@ describe("roles", () => {
     ).toBe("PERSONAL_ORGANIZATION");
     expect(
       errorCode(
-        await gql(url, "mutation($id: ID!) { organizationDelete(id: $id) }", {
+        await gql(suite.url, "mutation($id: ID!) { organizationDelete(id: $id) }", {
           token: u.token,
           variables: { id: u.org.id },
         }),
@@ -289,12 +299,12 @@ describe("roles", () => {
 
 describe("API keys", () => {
   it("are shown once, act for their organization with their role, and stop working when revoked", async () => {
-    const alice = await createUser(url);
-    const org = await createOrg(url, alice.token, "Partner Org");
+    const alice = await createUser(suite.url);
+    const org = await createOrg(suite.url, alice.token, "Partner Org");
     const created = await gql<{
       apiKeyCreate: { secret: string; apiKey: { id: string; prefix: string; role: string } };
     }>(
-      url,
+      suite.url,
       "mutation($input: ApiKeyCreateInput!) { apiKeyCreate(input: $input) { secret apiKey { id prefix role } } }",
       { token: alice.token, variables: { input: { organizationId: org.id, name: "CI", role: "VIEWER" } } },
     );
@@ -306,7 +316,7 @@ describe("API keys", () => {
       string,
       string
     >[]) {
-      const r = await gql(url, orgs, { headers });
+      const r = await gql(suite.url, orgs, { headers });
       expect(r.data).toEqual({
         organizations: { edges: [{ node: { id: org.id, viewerRole: "VIEWER" } }] },
         viewer: null,
@@ -314,7 +324,7 @@ describe("API keys", () => {
     }
     // A viewer key reads but does not write, and keys never manage keys or accounts.
     const update = await gql(
-      url,
+      suite.url,
       "mutation($input: OrganizationUpdateInput!) { organizationUpdate(input: $input) { id } }",
       {
         headers: { "x-api-key": secret },
@@ -324,7 +334,7 @@ describe("API keys", () => {
     expect(errorCode(update)).toBe("FORBIDDEN");
     expect(
       errorCode(
-        await gql(url, "mutation($id: ID!) { apiKeyRevoke(id: $id) { id } }", {
+        await gql(suite.url, "mutation($id: ID!) { apiKeyRevoke(id: $id) { id } }", {
           headers: { "x-api-key": secret },
           variables: { id: apiKey.id },
         }),
@@ -333,7 +343,7 @@ describe("API keys", () => {
 
     // The secret is never readable again.
     const listed = await gql(
-      url,
+      suite.url,
       `{ node(id: "${org.id}") { ... on Organization { apiKeys(first: 5) { edges { node { prefix lastUsedAt } } } } } }`,
       { token: alice.token },
     );
@@ -344,26 +354,26 @@ describe("API keys", () => {
 
     expect(
       (
-        await gql(url, "mutation($id: ID!) { apiKeyRevoke(id: $id) { revokedAt } }", {
+        await gql(suite.url, "mutation($id: ID!) { apiKeyRevoke(id: $id) { revokedAt } }", {
           token: alice.token,
           variables: { id: apiKey.id },
         })
       ).errors,
     ).toBeUndefined();
-    expect(errorCode(await gql(url, orgs, { headers: { "x-api-key": secret } }))).toBe("API_KEY_REVOKED");
+    expect(errorCode(await gql(suite.url, orgs, { headers: { "x-api-key": secret } }))).toBe("API_KEY_REVOKED");
     expect(
-      errorCode(await gql(url, orgs, { headers: { "x-api-key": `flo_${apiKey.prefix}_${"x".repeat(43)}` } })),
+      errorCode(await gql(suite.url, orgs, { headers: { "x-api-key": `flo_${apiKey.prefix}_${"x".repeat(43)}` } })),
     ).toBe("API_KEY_INVALID");
   });
 
   it("cannot be given a role above the creator's, and expire", async () => {
-    const alice = await createUser(url);
-    const org = await createOrg(url, alice.token, "Key Rules");
-    const admin = await addMember(url, mail, alice.token, org.id, "ADMIN");
+    const alice = await createUser(suite.url);
+    const org = await createOrg(suite.url, alice.token, "Key Rules");
+    const admin = await addMember(suite.url, suite.mail, alice.token, org.id, "ADMIN");
     const create = "mutation($input: ApiKeyCreateInput!) { apiKeyCreate(input: $input) { secret } }";
     expect(
       errorCode(
-        await gql(url, create, {
+        await gql(suite.url, create, {
           token: admin.token,
           variables: { input: { organizationId: org.id, name: "k", role: "OWNER" } },
         }),
@@ -371,14 +381,14 @@ describe("API keys", () => {
     ).toBe("BAD_USER_INPUT");
     expect(
       errorCode(
-        await gql(url, create, {
+        await gql(suite.url, create, {
           token: alice.token,
           variables: { input: { organizationId: org.id, name: "k", role: "ADMIN", expiresAt: "2000-01-01T00:00:00Z" } },
         }),
       ),
     ).toBe("BAD_USER_INPUT");
     const soon = new Date(Date.now() + 3_600_000).toISOString();
-    const ok = await gql<{ apiKeyCreate: { secret: string } }>(url, create, {
+    const ok = await gql<{ apiKeyCreate: { secret: string } }>(suite.url, create, {
       token: admin.token,
       variables: { input: { organizationId: org.id, name: "k", role: "ADMIN", expiresAt: soon } },
     });
@@ -388,11 +398,11 @@ describe("API keys", () => {
 
 describe("tenant isolation", () => {
   it("gives a member of organization B NOT_FOUND for every id of organization A", async () => {
-    const alice = await createUser(url);
-    const orgA = await createOrg(url, alice.token, "Tenant A");
-    const aMember = await addMember(url, mail, alice.token, orgA.id, "MEMBER");
+    const alice = await createUser(suite.url);
+    const orgA = await createOrg(suite.url, alice.token, "Tenant A");
+    const aMember = await addMember(suite.url, suite.mail, alice.token, orgA.id, "MEMBER");
     const invite = await gql<{ organizationInvite: { id: string } }>(
-      url,
+      suite.url,
       "mutation($input: OrganizationInviteInput!) { organizationInvite(input: $input) { id } }",
       {
         token: alice.token,
@@ -400,16 +410,20 @@ describe("tenant isolation", () => {
       },
     );
     const key = await gql<{ apiKeyCreate: { apiKey: { id: string } } }>(
-      url,
+      suite.url,
       "mutation($input: ApiKeyCreateInput!) { apiKeyCreate(input: $input) { apiKey { id } } }",
       {
         token: alice.token,
         variables: { input: { organizationId: orgA.id, name: "A's key", role: "VIEWER" } },
       },
     );
-    const sessions = await gql<{ viewer: { sessions: { id: string }[] } }>(url, "{ viewer { sessions { id } } }", {
-      token: alice.token,
-    });
+    const sessions = await gql<{ viewer: { sessions: { id: string }[] } }>(
+      suite.url,
+      "{ viewer { sessions { id } } }",
+      {
+        token: alice.token,
+      },
+    );
     const ids = {
       organization: orgA.id,
       membership: aMember.membershipId,
@@ -419,16 +433,20 @@ describe("tenant isolation", () => {
       user: alice.user.id,
     };
 
-    const bob = await createUser(url);
-    const orgB = await createOrg(url, bob.token, "Tenant B");
+    const bob = await createUser(suite.url);
+    const orgB = await createOrg(suite.url, bob.token, "Tenant B");
     const b = bob.token;
     for (const [kind, id] of Object.entries(ids)) {
-      const seen = await gql(url, `{ node(id: "${id}") { id } }`, { token: b });
+      const seen = await gql(suite.url, `{ node(id: "${id}") { id } }`, { token: b });
       expect(seen.data, kind).toEqual({ node: null });
     }
-    const nodes = await gql(url, `{ nodes(ids: ["${ids.organization}", "${ids.membership}", "${orgB.id}"]) { id } }`, {
-      token: b,
-    });
+    const nodes = await gql(
+      suite.url,
+      `{ nodes(ids: ["${ids.organization}", "${ids.membership}", "${orgB.id}"]) { id } }`,
+      {
+        token: b,
+      },
+    );
     expect(nodes.data).toEqual({ nodes: [null, null, { id: orgB.id }] });
 
     const attempts: [string, string, Record<string, unknown>][] = [
@@ -464,26 +482,26 @@ describe("tenant isolation", () => {
       ["sessionRevoke", "mutation($id: ID!) { sessionRevoke(id: $id) }", { id: ids.session }],
     ];
     for (const [name, query, variables] of attempts) {
-      expect(errorCode(await gql(url, query, { token: b, variables })), name).toBe("NOT_FOUND");
+      expect(errorCode(await gql(suite.url, query, { token: b, variables })), name).toBe("NOT_FOUND");
     }
     // Nothing of A changed.
     const still = await gql<{ node: { name: string; members: { totalCount: number } } }>(
-      url,
+      suite.url,
       `{ node(id: "${orgA.id}") { ... on Organization { name members { totalCount } } } }`,
       { token: alice.token },
     );
     expect(still.data?.node).toEqual({ name: "Tenant A", members: { totalCount: 2 } });
-    expect((await gql(url, "{ viewer { id } }", { token: alice.token })).data).toEqual({
+    expect((await gql(suite.url, "{ viewer { id } }", { token: alice.token })).data).toEqual({
       viewer: { id: alice.user.id },
     });
   });
 
   it("acts in the organization named by X-Organization-Id only when the caller belongs to it", async () => {
-    const alice = await createUser(url);
-    const bob = await createUser(url);
-    const team = await createOrg(url, bob.token, "Bob's team");
+    const alice = await createUser(suite.url);
+    const bob = await createUser(suite.url);
+    const team = await createOrg(suite.url, bob.token, "Bob's team");
     const active = (token: string, org?: string) =>
-      gql(url, "{ activeOrganization { id } }", { token, headers: org ? { "x-organization-id": org } : {} });
+      gql(suite.url, "{ activeOrganization { id } }", { token, headers: org ? { "x-organization-id": org } : {} });
     expect((await active(bob.token)).data).toEqual({ activeOrganization: { id: bob.org.id } });
     expect((await active(bob.token, team.id)).data).toEqual({ activeOrganization: { id: team.id } });
     expect(errorCode(await active(bob.token, alice.org.id))).toBe("NOT_FOUND");

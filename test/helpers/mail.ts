@@ -59,3 +59,5 @@ export function tokenFrom(message: Message): string {
   if (!token) throw new Error(`no token link in: ${message.text}`);
   return token;
 }
+
+export type MailCatcher = Awaited<ReturnType<typeof startMailCatcher>>;

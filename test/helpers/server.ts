@@ -3,10 +3,11 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { inject } from "vitest";
+import { afterAll, beforeAll, inject } from "vitest";
 import { type App, buildApp } from "../../src/app.ts";
 import { loadConfig } from "../../src/config.ts";
 import { createLogger } from "../../src/infra/logger.ts";
+import { type MailCatcher, startMailCatcher } from "./mail.ts";
 
 export const services = inject("services");
 
@@ -59,4 +60,22 @@ export async function startServer(overrides: Record<string, string | undefined> 
       if (tempDir) rmSync(tempDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * A server that mails through a catcher of its own, started before each suite's tests and
+ * stopped after them. Read `server`, `mail` and `url` inside tests, not at import time.
+ */
+export function useServerWithMail(overrides: Record<string, string | undefined> = {}) {
+  const suite = {} as { server: TestServer; mail: MailCatcher; url: string };
+  beforeAll(async () => {
+    suite.mail = await startMailCatcher();
+    suite.server = await startServer({ SMTP_URL: suite.mail.url, ...overrides });
+    suite.url = suite.server.graphqlUrl;
+  });
+  afterAll(async () => {
+    await suite.server.stop();
+    await suite.mail.close();
+  });
+  return suite;
 }

@@ -24,17 +24,16 @@ export const email = z
   .max(254)
   .pipe(z.email({ message: "must be an email address" }));
 const password = z.string().min(1).max(MAX_PASSWORD_LENGTH);
+export const username = z
+  .string()
+  .trim()
+  .regex(/^[a-zA-Z0-9_.-]{3,32}$/, "3 to 32 letters, digits, '_', '.' or '-'");
 
 const registerInput = z.object({
   email,
   password,
   fullName: z.string().trim().min(1).max(200).optional().nullable(),
-  username: z
-    .string()
-    .trim()
-    .regex(/^[a-zA-Z0-9_.-]{3,32}$/, "3 to 32 letters, digits, '_', '.' or '-'")
-    .optional()
-    .nullable(),
+  username: username.optional().nullable(),
   device: z.string().max(200).optional().nullable(),
 });
 

@@ -5,18 +5,13 @@ import { ConflictError, ValidationError } from "../../errors.ts";
 import { uniqueViolation } from "../../infra/dbErrors.ts";
 import { parseInput } from "../../validation.ts";
 import { requireUser } from "../auth/access.ts";
-import { revokeAllSessionsOf } from "../auth/auth.service.ts";
+import { revokeAllSessionsOf, username } from "../auth/auth.service.ts";
 import { verifyPassword } from "../auth/password.ts";
 import { apiKeyCacheKey } from "../auth/principal.ts";
 
 const profileInput = z.object({
   fullName: z.string().trim().min(1).max(200).nullable().optional(),
-  username: z
-    .string()
-    .trim()
-    .regex(/^[a-zA-Z0-9_.-]{3,32}$/, "3 to 32 letters, digits, '_', '.' or '-'")
-    .nullable()
-    .optional(),
+  username: username.nullable().optional(),
 });
 
 export async function updateProfile({ ctx, input }: { ctx: Context; input: unknown }) {
