@@ -7,7 +7,7 @@ const shared = {
   config: {
     useTypeImports: true,
     enumsAsTypes: true,
-    scalars: { DateTime: "string" },
+    scalars: { DateTime: "string", JSONObject: "Record<string, unknown>" },
     strictScalars: true,
   },
   presetConfig: { fragmentMasking: false },
