@@ -52,7 +52,7 @@ export function buildApp(config: Config, options: { logger?: Logger } = {}): App
     const health = createHealth({ raw: runtime.db.raw, redis: runtime.redis, isDraining: () => draining, logger });
     const healthRoutes = createHealthRoutes(health);
     const downloads = createDownloadRoutes(deps);
-    const fastPath = createFastPath(yoga, config);
+    const fastPath = createFastPath(yoga, deps);
 
     server.on("request", (req: IncomingMessage, res: ServerResponse) => {
       // While draining, a request that arrives on a kept-alive connection is its last one.

@@ -24,7 +24,8 @@ export interface AppDeps {
 export interface AuditNote {
   resourceType?: string;
   resourceId?: string;
-  organizationId?: string;
+  /** null: explicitly none (the organization is gone, or was never involved). */
+  organizationId?: string | null;
   actorUserId?: string;
   details?: Record<string, unknown>;
 }

@@ -1,7 +1,7 @@
 // My data: settings, profile, a ZIP of everything I own, and deleting the account.
 import { strFromU8, unzipSync } from "fflate";
 import { describe, expect, it } from "vitest";
-import { addMember, createOrg, errorCode } from "./helpers/api.ts";
+import { addMember, createOrg, errorCode, verifyEmail } from "./helpers/api.ts";
 import { gql } from "./helpers/client.ts";
 import { createUser, PASSWORD } from "./helpers/factories.ts";
 import { tokenFrom } from "./helpers/mail.ts";
@@ -129,6 +129,7 @@ describe("account deletion", () => {
       token: bob.token,
       variables: { input: { organizationId: shared.id, email: alice.email, role: "ADMIN" } },
     });
+    await verifyEmail(suite.url, suite.mail, alice.email);
     const invitation = await suite.mail.next(alice.email, /invited/);
     await gql(suite.url, "mutation($t: String!) { organizationInviteAccept(token: $t) { id } }", {
       token: alice.token,

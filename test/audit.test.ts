@@ -151,3 +151,77 @@ describe("audit trail", () => {
     expect(errorCode(r)).toBe("FORBIDDEN");
   });
 });
+
+describe("audit trail edge cases", () => {
+  const update = (id: string, description: string) =>
+    `organizationUpdate(input: { id: "${id}", description: "${description}" }) { id }`;
+
+  it("records root fields reached through fragments, and none that @skip left out", async () => {
+    const alice = await createUser(suite.url);
+    const org = await createOrg(suite.url, alice.token, "Fragments");
+    const r = await gql(
+      suite.url,
+      `mutation { ... on Mutation { a: ${update(org.id, "via fragment")} } ...More ... @skip(if: true) { b: ${update(org.id, "skipped")} } }
+       fragment More on Mutation { c: ${update(org.id, "via named fragment")} }`,
+      { token: alice.token },
+    );
+    expect(r.errors).toBeUndefined();
+    const entries = await orgLog(alice.token, org.id, { action: "organizationUpdate" });
+    expect(
+      entries.map((e) => (e.details.input as { input: { description: string } }).input.description).sort(),
+    ).toEqual(["via fragment", "via named fragment"]);
+  });
+
+  it("records an organization's deletion, and what was sent with it", async () => {
+    const alice = await createUser(suite.url);
+    const doomed = await createOrg(suite.url, alice.token, "Doomed");
+    const kept = await createOrg(suite.url, alice.token, "Kept");
+    const r = await gql(
+      suite.url,
+      `mutation { organizationDelete(id: "${doomed.id}") k: ${update(kept.id, "same request")} }`,
+      { token: alice.token },
+    );
+    expect(r.errors).toBeUndefined();
+    const mine = await gql<{ viewer: { auditLogs: { edges: { node: Entry }[] } } }>(
+      suite.url,
+      `{ viewer { auditLogs(first: 5, filter: { action: "organizationDelete" }) { edges { node { ${FIELDS} } } } } }`,
+      { token: alice.token },
+    );
+    expect(mine.data?.viewer.auditLogs.edges.map((e) => e.node.outcome)).toEqual(["ALLOWED"]);
+    expect(await orgLog(alice.token, kept.id, { action: "organizationUpdate" })).toHaveLength(1);
+  });
+
+  it("keeps a mutation ALLOWED when only a nested field of its payload is refused", async () => {
+    const alice = await createUser(suite.url);
+    const org = await createOrg(suite.url, alice.token, "Nested refusal");
+    const viewer = await addMember(suite.url, suite.mail, alice.token, org.id, "VIEWER");
+    // A viewer may update their own profile but not list the organization's API keys.
+    const r = await gql(
+      suite.url,
+      `mutation { viewerUpdate(input: { fullName: "V" }) { memberships { organization { apiKeys(first: 1) { edges { node { id } } } } } } }`,
+      { token: viewer.token },
+    );
+    expect(errorCode(r)).toBe("FORBIDDEN");
+    const rows = await suite.server.app.runtime.db.prisma.auditLog.findMany({
+      where: { action: "viewerUpdate", requestId: r.headers.get("x-request-id") },
+    });
+    expect(rows.map((e) => e.outcome)).toEqual(["ALLOWED"]);
+  });
+
+  it("records a mutation refused for bad credentials as DENIED", async () => {
+    const r = await gql(suite.url, `mutation { organizationCreate(input: { name: "nope" }) { id } }`, {
+      token: "not-a-jwt",
+    });
+    expect(errorCode(r)).toBe("TOKEN_MALFORMED");
+    const rows = await suite.server.app.runtime.db.prisma.auditLog.findMany({
+      where: { requestId: r.headers.get("x-request-id") },
+    });
+    expect(rows).toEqual([
+      expect.objectContaining({
+        action: "organizationCreate",
+        outcome: "DENIED",
+        details: expect.objectContaining({ error: "TOKEN_MALFORMED" }),
+      }),
+    ]);
+  });
+});

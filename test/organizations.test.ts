@@ -1,8 +1,9 @@
 // Organizations, members, invitations, roles and API keys: who may do what.
 import { beforeAll, describe, expect, it } from "vitest";
-import { addMember, createOrg, errorCode, type Role } from "./helpers/api.ts";
+import { addMember, createOrg, errorCode, type Role, verifyEmail } from "./helpers/api.ts";
 import { gql } from "./helpers/client.ts";
 import { createUser, type TestUser } from "./helpers/factories.ts";
+import { tokenFrom } from "./helpers/mail.ts";
 import { useServerWithMail } from "./helpers/server.ts";
 
 const suite = useServerWithMail();
@@ -57,6 +58,9 @@ describe("organizations", () => {
       "FORBIDDEN",
     );
     const carol = await createUser(suite.url, carolEmail);
+    // Until the address is proven, the invitation cannot be used.
+    expect(errorCode(await gql(suite.url, accept, { token: carol.token, variables: { t: token } }))).toBe("FORBIDDEN");
+    await verifyEmail(suite.url, suite.mail, carolEmail);
     expect((await gql(suite.url, accept, { token: carol.token, variables: { t: token } })).data).toEqual({
       organizationInviteAccept: { role: "VIEWER" },
     });
@@ -505,5 +509,103 @@ describe("tenant isolation", () => {
     expect((await active(bob.token)).data).toEqual({ activeOrganization: { id: bob.org.id } });
     expect((await active(bob.token, team.id)).data).toEqual({ activeOrganization: { id: team.id } });
     expect(errorCode(await active(bob.token, alice.org.id))).toBe("NOT_FOUND");
+  });
+});
+
+describe("access that follows its grantor", () => {
+  it("stops a removed admin's API key, and caps a demoted one's at their new role", async () => {
+    const alice = await createUser(suite.url);
+    const org = await createOrg(suite.url, alice.token, "Grantors");
+    const admin = await addMember(suite.url, suite.mail, alice.token, org.id, "ADMIN");
+    const create = "mutation($input: ApiKeyCreateInput!) { apiKeyCreate(input: $input) { secret } }";
+    const key = (
+      await gql<{ apiKeyCreate: { secret: string } }>(suite.url, create, {
+        token: admin.token,
+        variables: { input: { organizationId: org.id, name: "a", role: "ADMIN" } },
+      })
+    ).data!.apiKeyCreate.secret;
+    const rename = (name: string) =>
+      gql(suite.url, "mutation($input: OrganizationUpdateInput!) { organizationUpdate(input: $input) { id } }", {
+        headers: { "x-api-key": key },
+        variables: { input: { id: org.id, name } },
+      });
+    expect((await rename("by key")).errors).toBeUndefined();
+
+    await gql(suite.url, "mutation($id: ID!) { membershipUpdateRole(id: $id, role: VIEWER) { role } }", {
+      token: alice.token,
+      variables: { id: admin.membershipId },
+    });
+    expect(errorCode(await rename("after demotion"))).toBe("FORBIDDEN");
+
+    await gql(suite.url, "mutation($id: ID!) { membershipRemove(id: $id) }", {
+      token: alice.token,
+      variables: { id: admin.membershipId },
+    });
+    expect(errorCode(await rename("after removal"))).toBe("API_KEY_REVOKED");
+  });
+
+  it("lets a removed admin's open invitations lapse", async () => {
+    const alice = await createUser(suite.url);
+    const org = await createOrg(suite.url, alice.token, "Lapsing");
+    const admin = await addMember(suite.url, suite.mail, alice.token, org.id, "ADMIN");
+    const email = `lapsed-${Date.now()}@example.test`;
+    await gql(suite.url, "mutation($input: OrganizationInviteInput!) { organizationInvite(input: $input) { id } }", {
+      token: admin.token,
+      variables: { input: { organizationId: org.id, email, role: "MEMBER" } },
+    });
+    const link = await suite.mail.next(email, /invited/);
+    await gql(suite.url, "mutation($id: ID!) { membershipRemove(id: $id) }", {
+      token: alice.token,
+      variables: { id: admin.membershipId },
+    });
+    const invited = await createUser(suite.url, email);
+    await verifyEmail(suite.url, suite.mail, email);
+    const accept = await gql(suite.url, "mutation($t: String!) { organizationInviteAccept(token: $t) { id } }", {
+      token: invited.token,
+      variables: { t: tokenFrom(link) },
+    });
+    expect(errorCode(accept)).toBe("INVITE_INVALID");
+  });
+
+  it("refuses an expired API key", async () => {
+    const alice = await createUser(suite.url);
+    const org = await createOrg(suite.url, alice.token, "Expiring");
+    const soon = new Date(Date.now() + 60_000).toISOString();
+    const created = await gql<{ apiKeyCreate: { secret: string; apiKey: { prefix: string } } }>(
+      suite.url,
+      "mutation($input: ApiKeyCreateInput!) { apiKeyCreate(input: $input) { secret apiKey { prefix } } }",
+      {
+        token: alice.token,
+        variables: { input: { organizationId: org.id, name: "short", role: "VIEWER", expiresAt: soon } },
+      },
+    );
+    const { secret, apiKey } = created.data!.apiKeyCreate;
+    // Its expiry passes (set in the database rather than waited for).
+    await suite.server.app.runtime.db.prisma.apiKey.update({
+      where: { prefix: apiKey.prefix },
+      data: { expiresAt: new Date(Date.now() - 1000) },
+    });
+    expect(errorCode(await gql(suite.url, "{ activeOrganization { id } }", { headers: { "x-api-key": secret } }))).toBe(
+      "API_KEY_EXPIRED",
+    );
+  });
+
+  it("answers another tenant's ids exactly as ids that do not exist", async () => {
+    const alice = await createUser(suite.url);
+    const org = await createOrg(suite.url, alice.token, "Indistinguishable");
+    const member = await addMember(suite.url, suite.mail, alice.token, org.id, "MEMBER");
+    const bob = await createUser(suite.url);
+    const missing = Buffer.from("Membership:0190b6a0-0000-7000-8000-000000000000").toString("base64");
+    for (const query of [
+      "mutation($id: ID!) { membershipRemove(id: $id) }",
+      "mutation($id: ID!) { membershipUpdateRole(id: $id, role: VIEWER) { id } }",
+    ]) {
+      const real = await gql(suite.url, query, { token: bob.token, variables: { id: member.membershipId } });
+      const fake = await gql(suite.url, query, { token: bob.token, variables: { id: missing } });
+      expect({ message: real.errors?.[0]?.message, code: errorCode(real) }).toEqual({
+        message: fake.errors?.[0]?.message,
+        code: errorCode(fake),
+      });
+    }
   });
 });

@@ -22,7 +22,11 @@ export function toGraphQLError(error: unknown): GraphQLError {
   }
   if (error instanceof GraphQLError && !error.originalError) {
     // Parse and validation errors: the client's mistake, already worded for it.
-    return error.extensions.code ? error : withCode(error, "GRAPHQL_VALIDATION_FAILED");
+    if (error.extensions.code) return error;
+    return withCode(
+      error,
+      error.message.startsWith("Syntax Error") ? "GRAPHQL_PARSE_FAILED" : "GRAPHQL_VALIDATION_FAILED",
+    );
   }
   if (error instanceof GraphQLError && error.originalError instanceof GraphQLError) {
     return error.originalError.extensions.code ? error : withCode(error, "BAD_REQUEST");
@@ -48,12 +52,4 @@ function withCode(error: GraphQLError, code: string) {
     originalError: error.originalError,
     extensions: { ...error.extensions, code },
   });
-}
-
-/** A document that does not parse: its own code, as Yoga's HTTP handler gives it. */
-export function parseFailure(error: unknown): GraphQLError {
-  if (error instanceof GraphQLError && !error.extensions.code && !error.originalError) {
-    return withCode(error, "GRAPHQL_PARSE_FAILED");
-  }
-  return toGraphQLError(error);
 }

@@ -5,21 +5,23 @@
 // Anything else (GET, SSE, multipart, GraphiQL, preflight) goes to Yoga.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { type ExecutionResult, GraphQLError, getOperationAST } from "graphql";
-import type { Config } from "../config.ts";
-import { parseFailure, toGraphQLError } from "../schema/errors.ts";
-import { withRequestId, type YogaServer } from "./yoga.ts";
+import type { AppDeps } from "../context.ts";
+import { auditRejectedMutation } from "../features/audit/audit.plugin.ts";
+import { toGraphQLError } from "../schema/errors.ts";
+import { clientIp, withRequestId, type YogaServer } from "./yoga.ts";
 
 const GRAPHQL_RESPONSE = "application/graphql-response+json";
 
 /** Whether a request is one the fast path answers; decided from its headers alone. */
 export function takesFastPath(req: IncomingMessage): boolean {
-  if (req.method !== "POST" || req.url !== "/graphql") return false;
+  if (req.method !== "POST" || req.url?.split("?")[0] !== "/graphql") return false;
   if (!req.headers["content-type"]?.startsWith("application/json")) return false;
   const accept = req.headers.accept;
   return !accept || !/text\/event-stream|multipart\/mixed/.test(accept);
 }
 
-export function createFastPath(yoga: YogaServer, config: Config) {
+export function createFastPath(yoga: YogaServer, deps: AppDeps) {
+  const { config } = deps;
   const allowAnyOrigin = config.corsOrigins.includes("*");
   const origins = new Set(config.corsOrigins);
 
@@ -76,11 +78,25 @@ export function createFastPath(yoga: YogaServer, config: Config) {
     try {
       document = enveloped.parse(query);
     } catch (err) {
-      return fail(400, [parseFailure(err)]);
+      return fail(400, [toGraphQLError(err)]);
     }
+    const rejected = (error: GraphQLError) =>
+      auditRejectedMutation(
+        { ...deps, requestId, ip: clientIp(req, config.trustProxy), userAgent: req.headers["user-agent"] ?? null },
+        {
+          schema: enveloped.schema,
+          document,
+          operationName: operationName as string | undefined,
+          variableValues: variables as Record<string, unknown>,
+        },
+        error,
+      );
     const invalid = enveloped.validate(enveloped.schema, document);
-    // GraphQL over HTTP: 400 for documents that cannot run, when the client speaks the new media type.
-    if (invalid.length) return fail(strict ? 400 : 200, invalid);
+    if (invalid.length) {
+      await rejected(toGraphQLError(invalid[0]));
+      // GraphQL over HTTP: 400 for documents that cannot run, when the client speaks the new media type.
+      return fail(strict ? 400 : 200, invalid);
+    }
     const operation = getOperationAST(document, operationName as string | undefined);
     if (!operation) {
       return fail(400, [
@@ -99,6 +115,7 @@ export function createFastPath(yoga: YogaServer, config: Config) {
       contextValue = await enveloped.contextFactory();
     } catch (err) {
       const error = toGraphQLError(err);
+      await rejected(error);
       return fail(httpStatus([error]) ?? 500, [error]);
     }
     const result = (await enveloped.execute({

@@ -7,7 +7,7 @@ import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer } from "ws";
 import type { Context } from "../context.ts";
 import type { PrincipalResolver } from "../features/auth/principal.ts";
-import { parseFailure, toGraphQLError } from "../schema/errors.ts";
+import { toGraphQLError } from "../schema/errors.ts";
 import { stringParam, withRequestId, type YogaServer } from "./yoga.ts";
 
 type Enveloped = ReturnType<YogaServer["getEnveloped"]>;
@@ -43,7 +43,7 @@ export function attachWebSocketServer(server: Server, yoga: YogaServer, principa
         try {
           document = enveloped.parse(payload.query);
         } catch (error) {
-          return withRequestId([parseFailure(error)], requestId, { stripHttp: true });
+          return withRequestId([toGraphQLError(error)], requestId, { stripHttp: true });
         }
         try {
           const errors = enveloped.validate(enveloped.schema, document);

@@ -30,8 +30,8 @@ export function createYogaServer(deps: AppDeps) {
     graphiql: config.graphiql ? { title: "Floyo API", subscriptionsProtocol: "WS" } : false,
     // Bearer tokens, not cookies: no credentials mode needed.
     cors: config.corsOrigins.includes("*")
-      ? { origin: "*" }
-      : { origin: config.corsOrigins, methods: ["GET", "POST", "OPTIONS"] },
+      ? { origin: "*", credentials: false }
+      : { origin: config.corsOrigins, methods: ["GET", "POST", "OPTIONS"], credentials: false },
     logging: {
       debug: (...args) => logger.debug({ yoga: args }),
       info: (...args) => logger.info({ yoga: args }),
@@ -127,10 +127,13 @@ export function stringParam(params: Record<string, unknown> | undefined, name: s
   return typeof value === "string" ? value : null;
 }
 
-/** The caller's address: the socket's, or the first X-Forwarded-For hop behind a trusted proxy. */
-function clientIp(req: IncomingMessage | undefined, trustProxy: boolean): string | null {
+/**
+ * The caller's address: the socket's, or behind a trusted proxy the last X-Forwarded-For hop,
+ * the one that proxy appended; earlier hops are whatever the client chose to send.
+ */
+export function clientIp(req: IncomingMessage | undefined, trustProxy: boolean): string | null {
   if (!req) return null;
   const forwarded = req.headers["x-forwarded-for"];
-  if (trustProxy && typeof forwarded === "string") return forwarded.split(",")[0]?.trim() || null;
+  if (trustProxy && typeof forwarded === "string") return forwarded.split(",").at(-1)?.trim() || null;
   return req.socket.remoteAddress ?? null;
 }

@@ -1,8 +1,7 @@
 // Small wrappers for the operations many suites repeat.
 import { gql } from "./client.ts";
 import { createUser, type TestUser, uniqueEmail } from "./factories.ts";
-import type { startMailCatcher } from "./mail.ts";
-import { tokenFrom } from "./mail.ts";
+import { type MailCatcher, tokenFrom } from "./mail.ts";
 
 export type Role = "OWNER" | "ADMIN" | "MEMBER" | "VIEWER";
 
@@ -23,7 +22,7 @@ export async function createOrg(url: string, token: string, name = "Acme Analyti
 /** Invites a new user by email, has them accept through the mailed link, and returns them. */
 export async function addMember(
   url: string,
-  mail: Awaited<ReturnType<typeof startMailCatcher>>,
+  mail: MailCatcher,
   inviterToken: string,
   organizationId: string,
   role: Role,
@@ -37,7 +36,7 @@ export async function addMember(
   if (invite.errors) throw new Error(JSON.stringify(invite.errors));
   const message = await mail.next(email);
   const user = await createUser(url, email);
-  await mail.next(email); // the new account's verification mail
+  await verifyEmail(url, mail, email);
   const accepted = await gql<{ organizationInviteAccept: { id: string } }>(
     url,
     "mutation($t: String!) { organizationInviteAccept(token: $t) { id } }",
@@ -45,4 +44,13 @@ export async function addMember(
   );
   if (!accepted.data) throw new Error(JSON.stringify(accepted.errors));
   return { ...user, membershipId: accepted.data.organizationInviteAccept.id };
+}
+
+/** Follows the verification link a new account was mailed. */
+export async function verifyEmail(url: string, mail: MailCatcher, email: string) {
+  const message = await mail.next(email, /verify/i);
+  const verified = await gql(url, "mutation($t: String!) { emailVerify(token: $t) }", {
+    variables: { t: tokenFrom(message) },
+  });
+  if (verified.errors) throw new Error(JSON.stringify(verified.errors));
 }

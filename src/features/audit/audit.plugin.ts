@@ -1,7 +1,8 @@
 // Every mutation, allowed, denied or failed, leaves one append-only audit entry per root
 // field, written here once for all of them rather than by each resolver. Resolvers add what
 // only they know (the row they acted on) through ctx.auditNotes.
-import { type ExecutionArgs, type GraphQLError, getOperationAST, Kind, type SelectionNode } from "graphql";
+import { type ExecutionArgs, type GraphQLError, getOperationAST, Kind, type OperationDefinitionNode } from "graphql";
+import { collectFields } from "graphql/execution/collectFields.js";
 import { getArgumentValues } from "graphql/execution/values.js";
 import { isAsyncIterable, type Plugin } from "graphql-yoga";
 import type { Context } from "../../context.ts";
@@ -27,10 +28,17 @@ export function redact(value: unknown): unknown {
 
 function outcomeOf(error: GraphQLError | undefined): { outcome: AuditOutcome; code?: string } {
   if (!error) return { outcome: "ALLOWED" };
-  const code = String(toGraphQLError(error).extensions.code ?? "INTERNAL_SERVER_ERROR");
+  const mapped = toGraphQLError(error);
+  const code = String(mapped.extensions.code ?? "INTERNAL_SERVER_ERROR");
   const original = error.originalError;
+  // Refusals: not signed in (any 401: bad token, revoked session or key), not allowed, not found.
   const denied =
-    original instanceof UnauthenticatedError || original instanceof ForbiddenError || original instanceof NotFoundError;
+    original instanceof UnauthenticatedError ||
+    original instanceof ForbiddenError ||
+    original instanceof NotFoundError ||
+    (mapped.extensions.http as { status?: number } | undefined)?.status === 401 ||
+    code === "FORBIDDEN" ||
+    code === "NOT_FOUND";
   return { outcome: denied ? "DENIED" : "FAILED", code };
 }
 
@@ -64,47 +72,76 @@ export function useAudit(): Plugin<Context> {
       return {
         onExecuteDone: async ({ result }) => {
           if (isAsyncIterable(result)) return;
-          await writeEntries(
-            args as ExecutionArgs & { contextValue: Context },
-            operation.selectionSet.selections,
-            result.errors ?? [],
-          );
+          const ctx = args.contextValue as Context;
+          await writeEntries(ctx, args, operation, result.errors ?? []);
         },
       };
     },
   };
 }
 
-async function writeEntries(
-  args: ExecutionArgs & { contextValue: Context },
-  selections: readonly SelectionNode[],
-  errors: readonly GraphQLError[],
+/**
+ * For a mutation refused before it ran (bad credentials, an invalid document): one DENIED or
+ * FAILED entry per root field, with what is known of the caller.
+ */
+export async function auditRejectedMutation(
+  ctx: Pick<Context, "prisma" | "logger" | "ip" | "userAgent" | "requestId">,
+  args: Pick<ExecutionArgs, "schema" | "document" | "operationName" | "variableValues">,
+  error: GraphQLError,
 ) {
-  const ctx = args.contextValue;
-  const fields = args.schema.getMutationType()?.getFields() ?? {};
+  const operation = getOperationAST(args.document, args.operationName);
+  if (operation?.operation !== "mutation") return;
+  const anonymous = { ...ctx, principal: null, memo: new Map(), auditNotes: new Map() } as unknown as Context;
+  await writeEntries(anonymous, args, operation, [], error);
+}
+
+async function writeEntries(
+  ctx: Context,
+  args: Pick<ExecutionArgs, "schema" | "document" | "variableValues">,
+  operation: OperationDefinitionNode,
+  errors: readonly GraphQLError[],
+  rejectedWith?: GraphQLError,
+) {
+  const mutationType = args.schema.getMutationType();
+  if (!mutationType) return;
+  const fragments = Object.fromEntries(
+    args.document.definitions.filter((d) => d.kind === Kind.FRAGMENT_DEFINITION).map((d) => [d.name.value, d]),
+  );
+  // The root fields as graphql-js executes them: fragments flattened, @skip/@include applied.
+  const rootFields = collectFields(
+    args.schema,
+    fragments,
+    args.variableValues ?? {},
+    mutationType,
+    operation.selectionSet,
+  );
+  const fields = mutationType.getFields();
   const principal = ctx.principal;
   const rows: Prisma.AuditLogCreateManyInput[] = [];
-  for (const selection of selections) {
-    if (selection.kind !== Kind.FIELD) continue;
-    const field = fields[selection.name.value];
-    if (!field) continue;
-    const key = selection.alias?.value ?? selection.name.value;
+  for (const [key, nodes] of rootFields) {
+    const node = nodes[0];
+    const field = node && fields[node.name.value];
+    if (!node || !field) continue;
     let input: Record<string, unknown> = {};
     try {
-      input = getArgumentValues(field, selection, args.variableValues ?? {});
+      input = getArgumentValues(field, node, args.variableValues ?? {});
     } catch {
       // Invalid arguments never reach a resolver; the entry records that it failed.
     }
     const note = ctx.auditNotes.get(key) ?? {};
-    const { outcome, code } = outcomeOf(errors.find((e) => e.path?.[0] === key));
+    // Only an error of the field itself decides; a nested field failing does not undo it.
+    const { outcome, code } = outcomeOf(rejectedWith ?? errors.find((e) => e.path?.length === 1 && e.path[0] === key));
     const named: Partial<Awaited<ReturnType<typeof fromArgs>>> =
-      note.resourceId && note.organizationId ? {} : await fromArgs(ctx, input);
+      note.resourceId && note.organizationId !== undefined ? {} : await fromArgs(ctx, input);
+    const organizationId =
+      note.organizationId !== undefined
+        ? note.organizationId
+        : (named.organizationId ?? (principal?.kind === "apiKey" ? principal.organizationId : null));
     rows.push({
-      organizationId:
-        note.organizationId ?? named.organizationId ?? (principal?.kind === "apiKey" ? principal.organizationId : null),
+      organizationId,
       actorUserId: note.actorUserId ?? (principal?.kind === "user" ? principal.userId : null),
       actorApiKeyId: principal?.kind === "apiKey" ? principal.apiKeyId : null,
-      action: selection.name.value,
+      action: node.name.value,
       outcome,
       resourceType: note.resourceType ?? named.resourceType ?? null,
       resourceId: note.resourceId ?? named.resourceId ?? null,
@@ -118,6 +155,16 @@ async function writeEntries(
   try {
     await ctx.prisma.auditLog.createMany({ data: rows });
   } catch (err) {
-    ctx.logger.error({ err, requestId: ctx.requestId }, "audit entries not written");
+    // One bad row (an organization deleted by the same request) must not lose the others:
+    // write them one by one, detached from any organization that is gone.
+    ctx.logger.error({ err, requestId: ctx.requestId }, "audit entries failed as a batch; writing one by one");
+    for (const row of rows) {
+      await ctx.prisma.auditLog
+        .create({ data: row })
+        .catch(() => ctx.prisma.auditLog.create({ data: { ...row, organizationId: null } }))
+        .catch((e: unknown) =>
+          ctx.logger.error({ err: e, requestId: ctx.requestId, action: row.action }, "audit entry not written"),
+        );
+    }
   }
 }

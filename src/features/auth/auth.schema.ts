@@ -19,9 +19,10 @@ import {
   verifyEmail,
 } from "./auth.service.ts";
 
-/** The rest of the response (the payload's user) is read as the user just signed in. */
-function actAs(ctx: Context, tokens: IssuedTokens, email = "") {
-  ctx.principal = { kind: "user", userId: tokens.userId, sessionId: tokens.sessionId, email, isSuperuser: false };
+/** The rest of the operation (the payload's user, later fields) runs as the user just signed in. */
+async function actAs(ctx: Context, tokens: IssuedTokens) {
+  ctx.principal = await ctx.principals.forClaims({ sub: tokens.userId, sid: tokens.sessionId });
+  ctx.memo.clear();
 }
 
 const AuthPayload = builder.objectRef<IssuedTokens>("AuthPayload").implement({
@@ -99,7 +100,7 @@ builder.mutationFields((t) => ({
     args: { input: t.arg({ type: RegisterInput, required: true }) },
     resolve: async (_root, { input }, ctx, info) => {
       const tokens = await register({ ctx, input });
-      actAs(ctx, tokens);
+      await actAs(ctx, tokens);
       noteAudit(ctx, info, { actorUserId: tokens.userId, resourceType: "User", resourceId: tokens.userId });
       return tokens;
     },
@@ -110,7 +111,7 @@ builder.mutationFields((t) => ({
     args: { input: t.arg({ type: LoginInput, required: true }) },
     resolve: async (_root, { input }, ctx, info) => {
       const tokens = await login({ ctx, input });
-      actAs(ctx, tokens);
+      await actAs(ctx, tokens);
       noteAudit(ctx, info, { actorUserId: tokens.userId, resourceType: "Session", resourceId: tokens.sessionId });
       return tokens;
     },
@@ -123,7 +124,7 @@ builder.mutationFields((t) => ({
     args: { refreshToken: t.arg.string({ required: true }) },
     resolve: async (_root, args, ctx, info) => {
       const tokens = await refresh({ ctx, input: args });
-      actAs(ctx, tokens);
+      await actAs(ctx, tokens);
       noteAudit(ctx, info, { actorUserId: tokens.userId, resourceType: "Session", resourceId: tokens.sessionId });
       return tokens;
     },

@@ -1,12 +1,12 @@
 // Accounts and sessions: register, sign in, rotate refresh tokens, sign out, mailed tokens
 // (email verification, password reset) and password changes. GraphQL-free.
+import { randomBytes } from "node:crypto";
 import { z } from "zod";
 import type { Context } from "../../context.ts";
 import { ConflictError, NotFoundError, UnauthenticatedError, ValidationError } from "../../errors.ts";
 import type { Prisma, UserTokenKind } from "../../generated/prisma/client.ts";
 import { uniqueViolation } from "../../infra/dbErrors.ts";
 import { parseInput } from "../../validation.ts";
-import { slugify } from "../organizations/slug.ts";
 import { requireUser } from "./access.ts";
 import { assertStrongPassword, decoyHash, hashPassword, MAX_PASSWORD_LENGTH, verifyPassword } from "./password.ts";
 import { digest, newSecret } from "./secrets.ts";
@@ -105,35 +105,37 @@ export async function register({ ctx, input }: { ctx: Ctx; input: unknown }) {
   const data = parseInput(registerInput, input);
   assertStrongPassword(data.password, "password", data.email);
   const passwordHash = await hashPassword(data.password, ctx.config.passwordHashLogN);
-  try {
-    const { tokens, verification } = await ctx.prisma.$transaction(async (tx) => {
-      const user = await tx.user.create({
-        data: { email: data.email, passwordHash, fullName: data.fullName ?? null, username: data.username ?? null },
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const { tokens, verification } = await ctx.prisma.$transaction(async (tx) => {
+        const user = await tx.user.create({
+          data: { email: data.email, passwordHash, fullName: data.fullName ?? null, username: data.username ?? null },
+        });
+        // Every user gets a personal organization, which owns what they do on their own.
+        const org = await tx.organization.create({
+          data: {
+            name: data.fullName ? `${data.fullName}'s space` : "Personal",
+            // Random: nothing of the email in it, and no race between people with the same name.
+            slug: `personal-${randomBytes(6).toString("hex")}`,
+            personalForUserId: user.id,
+          },
+        });
+        await tx.organizationMember.create({ data: { organizationId: org.id, userId: user.id, role: "OWNER" } });
+        await tx.userConfig.create({ data: { userId: user.id } });
+        const verification = await issueMailToken(tx, user.id, "EMAIL_VERIFICATION", VERIFICATION_TTL_MS);
+        return { tokens: await openSession(ctx, tx, user.id, data.device), verification };
       });
-      // Every user gets a personal organization, which owns what they do on their own.
-      const org = await tx.organization.create({
-        data: {
-          name: data.fullName ? `${data.fullName}'s space` : "Personal",
-          // A random suffix: two people with the same name never race for one slug.
-          slug: `${slugify(data.username ?? data.email.split("@")[0] ?? "personal")}-${newSecret(4)
-            .toLowerCase()
-            .replace(/[^a-z0-9]/g, "0")}`,
-          personalForUserId: user.id,
-        },
-      });
-      await tx.organizationMember.create({ data: { organizationId: org.id, userId: user.id, role: "OWNER" } });
-      await tx.userConfig.create({ data: { userId: user.id } });
-      const verification = await issueMailToken(tx, user.id, "EMAIL_VERIFICATION", VERIFICATION_TTL_MS);
-      return { tokens: await openSession(ctx, tx, user.id, data.device), verification };
-    });
-    await verificationMail(ctx, data.email, verification);
-    return tokens;
-  } catch (err) {
-    const violated = uniqueViolation(err);
-    if (violated?.includes("username")) throw new ConflictError("USERNAME_TAKEN", "That username is taken.");
-    if (violated?.includes("email"))
-      throw new ConflictError("EMAIL_TAKEN", "An account with that email already exists.");
-    throw err;
+      await verificationMail(ctx, data.email, verification);
+      return tokens;
+    } catch (err) {
+      const violated = uniqueViolation(err);
+      if (violated?.includes("username")) throw new ConflictError("USERNAME_TAKEN", "That username is taken.");
+      if (violated?.includes("email"))
+        throw new ConflictError("EMAIL_TAKEN", "An account with that email already exists.");
+      // The personal organization's random slug collided: draw again.
+      if (violated?.includes("slug") && attempt < 3) continue;
+      throw err;
+    }
   }
 }
 
@@ -268,6 +270,7 @@ export async function changePassword({
   assertStrongPassword(input.newPassword, "newPassword", user.email);
   const passwordHash = await hashPassword(input.newPassword, ctx.config.passwordHashLogN);
   await ctx.prisma.user.update({ where: { id: viewer.userId }, data: { passwordHash } });
+  await retireResetLinks(ctx, viewer.userId);
   // Whoever else holds a session signed in with the old password loses it.
   return revokeSessions(ctx, { userId: viewer.userId, id: { not: viewer.sessionId } }, "password changed");
 }
@@ -316,7 +319,8 @@ export async function forgotPassword({ ctx, input }: { ctx: Ctx; input: { email:
   const user = await ctx.prisma.user.findUnique({ where: { email: address }, select: { id: true, deletedAt: true } });
   if (!user || user.deletedAt) return;
   const token = await ctx.prisma.$transaction((tx) => issueMailToken(tx, user.id, "PASSWORD_RESET", RESET_TTL_MS));
-  await mail(
+  // Not awaited: the answer must not take longer for an address that has an account.
+  void mail(
     ctx,
     address,
     "Reset your Floyo password",
@@ -334,6 +338,15 @@ export async function resetPassword({ ctx, input }: { ctx: Ctx; input: { token: 
   const userId = await consumeMailToken(ctx, input.token, "PASSWORD_RESET");
   const passwordHash = await hashPassword(input.newPassword, ctx.config.passwordHashLogN);
   await ctx.prisma.user.update({ where: { id: userId }, data: { passwordHash } });
+  await retireResetLinks(ctx, userId);
   await revokeSessions(ctx, { userId }, "password reset");
   return userId;
+}
+
+/** Once the password has changed, no earlier reset link may change it again. */
+function retireResetLinks(ctx: Ctx, userId: string) {
+  return ctx.prisma.userToken.updateMany({
+    where: { userId, kind: "PASSWORD_RESET", usedAt: null },
+    data: { usedAt: new Date() },
+  });
 }

@@ -1,11 +1,13 @@
 // Who is asking: a signed-in user (access token bound to a session) or an organization's API
 // key. Resolved once per request, through a short-lived cache that every instance empties
 // as soon as a session, user or key is revoked anywhere.
+import { timingSafeEqual } from "node:crypto";
 import type { Config } from "../../config.ts";
 import { UnauthenticatedError } from "../../errors.ts";
 import type { OrgRole } from "../../generated/prisma/client.ts";
 import type { PrismaClient } from "../../infra/db.ts";
 import type { PubSub } from "../../infra/pubsub.ts";
+import { ROLE_RANK } from "./access.ts";
 import { digest } from "./secrets.ts";
 import { verifyAccessToken } from "./tokens.ts";
 
@@ -40,14 +42,6 @@ interface Entry {
 
 export function createPrincipalResolver(deps: { config: Config; prisma: PrismaClient; pubsub: PubSub }) {
   const cache = new Map<string, Entry>();
-  // Revocations from any instance arrive here; entries are keyed by session id or key digest.
-  const revocations = deps.pubsub.subscribe(REVOKED_TOPIC, "all");
-  void (async () => {
-    for await (const event of revocations) {
-      if (event.id === "*") cache.clear();
-      else cache.delete(event.id);
-    }
-  })();
 
   async function fromSession(sessionId: string, userId: string): Promise<Principal> {
     const session = await deps.prisma.userSession.findUnique({
@@ -83,12 +77,19 @@ export function createPrincipalResolver(deps: { config: Config; prisma: PrismaCl
             revokedAt: true,
             expiresAt: true,
             lastUsedAt: true,
+            createdBy: {
+              select: {
+                memberships: { where: { organization: { apiKeys: { some: { prefix } } } }, select: { role: true } },
+              },
+            },
           },
         })
       : null;
-    // The digest lookup by prefix, then comparison: an unknown key and a wrong secret look the same.
-    if (!row || row.keyHash !== digest(key))
+    // Looked up by prefix, then compared in constant time: an unknown key and a wrong secret
+    // look the same, and the comparison leaks nothing of the digest.
+    if (!row || !timingSafeEqual(Buffer.from(row.keyHash, "hex"), Buffer.from(digest(key), "hex"))) {
       throw new UnauthenticatedError("API_KEY_INVALID", "The API key is not valid.");
+    }
     if (row.revokedAt) throw new UnauthenticatedError("API_KEY_REVOKED", "The API key has been revoked.");
     if (row.expiresAt && row.expiresAt <= new Date())
       throw new UnauthenticatedError("API_KEY_EXPIRED", "The API key has expired.");
@@ -96,23 +97,48 @@ export function createPrincipalResolver(deps: { config: Config; prisma: PrismaCl
       // Recorded at a minute's resolution: not a write on every request.
       await deps.prisma.apiKey.update({ where: { id: row.id }, data: { lastUsedAt: new Date() } });
     }
+    // A key acts with no more than its creator can now: removed from the organization, the
+    // creator's keys stop; demoted, they are capped at the new role.
+    const creatorRole = row.createdBy?.memberships[0]?.role;
+    if (!creatorRole) throw new UnauthenticatedError("API_KEY_REVOKED", "The API key's creator is no longer a member.");
     return {
       kind: "apiKey",
       apiKeyId: row.id,
       organizationId: row.organizationId,
-      role: row.role,
+      role: ROLE_RANK[creatorRole] < ROLE_RANK[row.role] ? creatorRole : row.role,
       scopes: row.scopes,
       createdById: row.createdById,
     };
   }
 
+  // When each id (or "*") was last revoked: a load that began before a revocation answers
+  // its own request but is not cached, or it would outlive the revocation.
+  const revokedAt = new Map<string, number>();
   async function cached(key: string, load: () => Promise<Principal>): Promise<Principal> {
     const hit = cache.get(key);
     if (hit && hit.expiresAt > Date.now()) return hit.principal;
+    const started = Date.now();
     const principal = await load();
-    cache.set(key, { principal, expiresAt: Date.now() + CACHE_TTL_MS });
+    if ((revokedAt.get(key) ?? 0) < started && (revokedAt.get("*") ?? 0) < started) {
+      cache.set(key, { principal, expiresAt: Date.now() + CACHE_TTL_MS });
+    }
     return principal;
   }
+  const forget = (id: string) => {
+    revokedAt.set(id, Date.now());
+    if (id === "*") cache.clear();
+    else cache.delete(id);
+    // Bounded: entries older than the cache's lifetime no longer matter.
+    if (revokedAt.size > 10_000) {
+      for (const [k, t] of revokedAt) if (Date.now() - t > CACHE_TTL_MS) revokedAt.delete(k);
+    }
+  };
+
+  // Revocations from any instance arrive here; entries are keyed by session id or key digest.
+  const revocations = deps.pubsub.subscribe(REVOKED_TOPIC, "all");
+  void (async () => {
+    for await (const event of revocations) forget(event.id);
+  })();
 
   return {
     /** `Authorization: Bearer <jwt or API key>` or `X-API-Key: <key>`. Throws on bad credentials. */
@@ -131,8 +157,7 @@ export function createPrincipalResolver(deps: { config: Config; prisma: PrismaCl
     forClaims: (claims: { sub: string; sid: string }) => cached(claims.sid, () => fromSession(claims.sid, claims.sub)),
     /** Ends cached access on every instance: a session id, apiKeyCacheKey(hash), or "*" for all. */
     revoked(id: string) {
-      if (id === "*") cache.clear();
-      else cache.delete(id);
+      forget(id);
       deps.pubsub.publish(REVOKED_TOPIC, "all", { id, kind: "DELETED" });
     },
     close: () => revocations.return?.(),

@@ -199,7 +199,8 @@ builder.mutationFields((t) => ({
     args: { id: t.arg.id({ required: true }) },
     resolve: async (_root, { id }, ctx, info) => {
       await deleteOrganization({ ctx, id: orgId(id) });
-      noteAudit(ctx, info, { resourceType: "Organization", resourceId: orgId(id) });
+      // Its log is gone with it; the entry stays, detached, in the actor's own trail.
+      noteAudit(ctx, info, { organizationId: null, resourceType: "Organization", resourceId: orgId(id) });
       return id;
     },
   }),

@@ -6,7 +6,7 @@ import { ConflictError, ForbiddenError, NotFoundError } from "../../errors.ts";
 import type { OrgRole, Prisma } from "../../generated/prisma/client.ts";
 import { uniqueViolation } from "../../infra/dbErrors.ts";
 import { parseInput } from "../../validation.ts";
-import { authorize, requireUser } from "../auth/access.ts";
+import { authorize, PERMISSIONS, requireUser } from "../auth/access.ts";
 import { email } from "../auth/auth.service.ts";
 import { digest, newSecret } from "../auth/secrets.ts";
 import { uniqueSlug } from "./slug.ts";
@@ -63,8 +63,14 @@ async function assertOwnerRemains(tx: Prisma.TransactionClient, organizationId: 
 }
 
 /** Admins manage members below owner; only owners grant, change or take away ownership. */
-async function assertCanManage(ctx: Context, organizationId: string, targetRoles: OrgRole[]) {
-  const myRole = await authorize(ctx, organizationId, "members:manage");
+async function assertCanManage(
+  ctx: Context,
+  organizationId: string,
+  targetRoles: OrgRole[],
+  resource = "Organization",
+) {
+  // Named after what the caller asked for: another tenant's membership looks like a missing one.
+  const myRole = await authorize(ctx, organizationId, "members:manage", resource);
   if (targetRoles.includes("OWNER") && myRole !== "OWNER") {
     throw new ForbiddenError("Only an owner can grant, change or remove ownership.");
   }
@@ -123,12 +129,31 @@ export async function acceptInvite({ ctx, token }: { ctx: Context; token: string
   if (!invite || invite.acceptedAt || invite.revokedAt || invite.expiresAt <= new Date()) {
     throw new ConflictError("INVITE_INVALID", "This invitation is invalid, used, revoked or expired.");
   }
-  if (invite.email !== viewer.email) {
-    throw new ForbiddenError("This invitation was sent to another email address.");
+  const user = await ctx.prisma.user.findUniqueOrThrow({
+    where: { id: viewer.userId },
+    select: { email: true, emailVerifiedAt: true },
+  });
+  if (invite.email !== user.email) throw new ForbiddenError("This invitation was sent to another email address.");
+  // Proof of the address, not just its claim: a forwarded link is no use to someone who
+  // registered that address without being able to read its mail.
+  if (!user.emailVerifiedAt) throw new ForbiddenError("Verify your email address first, then accept the invitation.");
+  // The inviter must still be allowed to grant the role: a removed admin's invitations lapse.
+  const inviter = invite.invitedById
+    ? await ctx.prisma.organizationMember.findUnique({
+        where: { organizationId_userId: { organizationId: invite.organizationId, userId: invite.invitedById } },
+        select: { role: true },
+      })
+    : null;
+  if (
+    !inviter ||
+    !PERMISSIONS[inviter.role].has("members:manage") ||
+    (invite.role === "OWNER" && inviter.role !== "OWNER")
+  ) {
+    throw new ConflictError("INVITE_INVALID", "This invitation is no longer valid; ask for a new one.");
   }
   return ctx.prisma.$transaction(async (tx) => {
     const { count } = await tx.organizationInvite.updateMany({
-      where: { id: invite.id, acceptedAt: null },
+      where: { id: invite.id, acceptedAt: null, revokedAt: null, expiresAt: { gt: new Date() } },
       data: { acceptedAt: new Date() },
     });
     if (count === 0) throw new ConflictError("INVITE_INVALID", "This invitation was already used.");
@@ -143,7 +168,7 @@ export async function acceptInvite({ ctx, token }: { ctx: Context; token: string
 export async function revokeInvite({ ctx, id }: { ctx: Context; id: string }) {
   const invite = await ctx.prisma.organizationInvite.findUnique({ where: { id } });
   if (!invite) throw new NotFoundError("Invite");
-  await assertCanManage(ctx, invite.organizationId, [invite.role]);
+  await assertCanManage(ctx, invite.organizationId, [invite.role], "Invite");
   if (invite.acceptedAt) throw new ConflictError("INVITE_ACCEPTED", "This invitation was already accepted.");
   return ctx.prisma.organizationInvite.update({ where: { id }, data: { revokedAt: invite.revokedAt ?? new Date() } });
 }
@@ -157,9 +182,9 @@ async function findMembership(ctx: Context, id: string) {
 export async function changeMemberRole({ ctx, id, input }: { ctx: Context; id: string; input: unknown }) {
   const { role: newRole } = parseInput(z.object({ role }), input);
   const membership = await findMembership(ctx, id);
-  await assertCanManage(ctx, membership.organizationId, [membership.role, newRole]);
+  await assertCanManage(ctx, membership.organizationId, [membership.role, newRole], "Membership");
   if (membership.role === newRole) return membership;
-  return ctx.prisma.$transaction(async (tx) => {
+  const updated = await ctx.prisma.$transaction(async (tx) => {
     const updated = await tx.organizationMember.update({ where: { id }, data: { role: newRole } });
     if (membership.role === "OWNER") {
       await assertOwnerRemains(
@@ -170,11 +195,14 @@ export async function changeMemberRole({ ctx, id, input }: { ctx: Context; id: s
     }
     return updated;
   });
+  // API keys act with at most their creator's current role: cached ones must look again.
+  ctx.principals.revoked("*");
+  return updated;
 }
 
 export async function removeMember({ ctx, id }: { ctx: Context; id: string }) {
   const membership = await findMembership(ctx, id);
-  await assertCanManage(ctx, membership.organizationId, [membership.role]);
+  await assertCanManage(ctx, membership.organizationId, [membership.role], "Membership");
   await dropMembership(ctx, membership);
   return membership;
 }
@@ -206,4 +234,6 @@ async function dropMembership(ctx: Context, membership: { id: string; organizati
       );
     }
   });
+  // The member's API keys stop with their membership: cached ones must look again.
+  ctx.principals.revoked("*");
 }

@@ -110,6 +110,16 @@ export async function deleteAccount({ ctx, input }: { ctx: Context; input: { pas
     await tx.userConfig.deleteMany({ where: { userId: viewer.userId } });
     await tx.userToken.deleteMany({ where: { userId: viewer.userId } });
     await tx.organizationInvite.deleteMany({ where: { email: viewer.email, acceptedAt: null } });
+    // Invitations they sent lapse; where they signed in from is personal data too.
+    await tx.organizationInvite.updateMany({
+      where: { invitedById: viewer.userId, acceptedAt: null, revokedAt: null },
+      data: { revokedAt: new Date() },
+    });
+    await tx.loginAttempt.deleteMany({ where: { OR: [{ userId: viewer.userId }, { email: viewer.email }] } });
+    await tx.userSession.updateMany({
+      where: { userId: viewer.userId },
+      data: { ip: null, userAgent: null, device: null },
+    });
     await tx.user.update({
       where: { id: viewer.userId },
       data: {
