@@ -19,7 +19,6 @@ export const ApiKeyRef = builder.prismaNode("ApiKey", {
     name: t.exposeString("name"),
     prefix: t.exposeString("prefix", { description: "The visible part of the key, to tell keys apart." }),
     role: t.expose("role", { type: OrgRoleRef }),
-    scopes: t.exposeStringList("scopes"),
     organization: t.relation("organization"),
     createdBy: t.relation("createdBy", { nullable: true }),
     expiresAt: t.expose("expiresAt", { type: "DateTime", nullable: true }),
@@ -44,7 +43,6 @@ const ApiKeyCreateInput = builder.inputType("ApiKeyCreateInput", {
     organizationId: t.id({ required: true }),
     name: t.string({ required: true }),
     role: t.field({ type: OrgRoleRef, required: true, description: "ADMIN, MEMBER or VIEWER; not above your own." }),
-    scopes: t.stringList({ required: false }),
     expiresAt: t.field({ type: "DateTime", required: false }),
   }),
 });
@@ -72,7 +70,7 @@ builder.mutationFields((t) => ({
       const { apiKey, secret } = await createApiKey({
         ctx,
         organizationId: decodeId(String(organizationId), "Organization").id,
-        input: { ...rest, scopes: rest.scopes ?? undefined },
+        input: rest,
       });
       noteAudit(ctx, info, { organizationId: apiKey.organizationId, resourceType: "ApiKey", resourceId: apiKey.id });
       return { apiKeyId: apiKey.id, secret };

@@ -12,10 +12,6 @@ import { digest, newSecret } from "../auth/secrets.ts";
 const createInput = z.object({
   name: z.string().trim().min(1).max(100),
   role: z.enum(["ADMIN", "MEMBER", "VIEWER"]),
-  scopes: z
-    .array(z.string().regex(/^[a-z]+(:[a-z]+)?$/))
-    .max(32)
-    .default([]),
   expiresAt: z
     .date()
     .refine((d) => d > new Date(), "must be in the future")
@@ -46,7 +42,6 @@ export async function createApiKey({
       prefix,
       keyHash: digest(secret),
       role: data.role,
-      scopes: data.scopes,
       expiresAt: data.expiresAt ?? null,
     },
   });

@@ -24,7 +24,6 @@ export interface ApiKeyPrincipal {
   apiKeyId: string;
   organizationId: string;
   role: OrgRole;
-  scopes: string[];
   createdById: string | null;
 }
 
@@ -72,7 +71,6 @@ export function createPrincipalResolver(deps: { config: Config; prisma: PrismaCl
             keyHash: true,
             organizationId: true,
             role: true,
-            scopes: true,
             createdById: true,
             revokedAt: true,
             expiresAt: true,
@@ -106,7 +104,6 @@ export function createPrincipalResolver(deps: { config: Config; prisma: PrismaCl
       apiKeyId: row.id,
       organizationId: row.organizationId,
       role: ROLE_RANK[creatorRole] < ROLE_RANK[row.role] ? creatorRole : row.role,
-      scopes: row.scopes,
       createdById: row.createdById,
     };
   }
