@@ -65,10 +65,13 @@ export async function buildContext(deps: AppDeps, request: RequestInfo): Promise
   };
 }
 
+/** The nil UUID: no row has it, so a filter on it matches nothing. */
+export const NOBODY = "00000000-0000-0000-0000-000000000000";
+
 /**
- * The caller's user id for visibility filters, or the nil UUID, which matches no membership:
- * an anonymous caller sees no tenant rows without a separate code path.
+ * The caller's user id for visibility filters, or NOBODY: an anonymous caller (or an API key)
+ * sees no user-scoped rows without a separate code path.
  */
 export function viewerIdOrNobody(ctx: Context): string {
-  return ctx.principal?.kind === "user" ? ctx.principal.userId : "00000000-0000-0000-0000-000000000000";
+  return ctx.principal?.kind === "user" ? ctx.principal.userId : NOBODY;
 }

@@ -1,4 +1,4 @@
-import type { Context } from "../../context.ts";
+import { type Context, viewerIdOrNobody } from "../../context.ts";
 import { builder } from "../../schema/builder.ts";
 import { decodeId } from "../../schema/globalId.ts";
 import { noteAudit } from "../audit/audit.ts";
@@ -50,7 +50,7 @@ export const SessionRef = builder.prismaNode("UserSession", {
   // Sessions are visible to their own user only.
   findUnique: (id, ctx) => ({
     id,
-    userId: ctx.principal?.kind === "user" ? ctx.principal.userId : "00000000-0000-0000-0000-000000000000",
+    userId: viewerIdOrNobody(ctx),
   }),
   fields: (t) => ({
     device: t.exposeString("device", { nullable: true }),

@@ -1,5 +1,4 @@
-import type { Context } from "../../context.ts";
-import { viewerIdOrNobody } from "../../context.ts";
+import { type Context, NOBODY, viewerIdOrNobody } from "../../context.ts";
 import { builder } from "../../schema/builder.ts";
 import { decodeId } from "../../schema/globalId.ts";
 import { noteAudit } from "../audit/audit.ts";
@@ -47,7 +46,7 @@ export const OrganizationRef = builder.prismaNode("Organization", {
   authScopes: { public: true },
   findUnique: (id, ctx) =>
     ctx.principal?.kind === "apiKey"
-      ? { id: ctx.principal.organizationId === id ? id : "00000000-0000-0000-0000-000000000000" }
+      ? { id: ctx.principal.organizationId === id ? id : NOBODY }
       : { id, members: { some: { userId: viewerIdOrNobody(ctx) } } },
   fields: (t) => ({
     name: t.exposeString("name"),
