@@ -54,12 +54,29 @@ export function buildApp(config: Config, options: { logger?: Logger } = {}): App
     const downloads = createDownloadRoutes(deps);
     const fastPath = createFastPath(yoga, deps);
 
+    const accessLog = logger.isLevelEnabled("debug");
     server.on("request", (req: IncomingMessage, res: ServerResponse) => {
       // While draining, a request that arrives on a kept-alive connection is its last one.
       if (draining) res.shouldKeepAlive = false;
       const incoming = req.headers["x-request-id"];
       const requestId = typeof incoming === "string" && REQUEST_ID.test(incoming) ? incoming : randomUUID();
       res.setHeader("x-request-id", requestId);
+      // One line per request at debug level; checked once, so it costs nothing when off.
+      if (accessLog) {
+        const started = performance.now();
+        res.once("finish", () =>
+          logger.debug(
+            {
+              requestId,
+              method: req.method,
+              url: req.url,
+              status: res.statusCode,
+              ms: Math.round(performance.now() - started),
+            },
+            "request",
+          ),
+        );
+      }
       // Refused before a byte is read: armor's limits only apply once the body is parsed.
       if (Number(req.headers["content-length"] ?? 0) > config.maxBodyBytes) {
         res.writeHead(413, { "content-type": "application/json", connection: "close" });

@@ -1,11 +1,18 @@
 // The GraphQL surface as a client meets it over HTTP and WebSocket: request ids, stable
 // error codes, operation limits on both transports, global ids and tenant visibility.
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { Writable } from "node:stream";
+import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildApp } from "../src/app.ts";
+import { loadConfig } from "../src/config.ts";
 import { encodeId } from "../src/schema/globalId.ts";
 import { graphql } from "./gql/index.ts";
 import { gql, wsClient, wsRequest } from "./helpers/client.ts";
 import { createUser } from "./helpers/factories.ts";
-import { startServer, type TestServer } from "./helpers/server.ts";
+import { startServer, type TestServer, testEnv } from "./helpers/server.ts";
 
 const ViewerQuery = graphql(`
   query TestViewer {
@@ -181,5 +188,36 @@ describe("viewer, node and tenant visibility", () => {
     } finally {
       await client.dispose();
     }
+  });
+});
+
+describe("logs", () => {
+  it("writes structured JSON lines carrying the request id, and never a credential", async () => {
+    const lines: Record<string, unknown>[] = [];
+    const sink = new Writable({
+      write(chunk, _encoding, done) {
+        for (const line of String(chunk).split("\n").filter(Boolean)) lines.push(JSON.parse(line));
+        done();
+      },
+    });
+    const config = loadConfig(
+      testEnv({ LOG_LEVEL: "debug", DATA_DIR: mkdtempSync(path.join(os.tmpdir(), "floyo-logs-")) }),
+    );
+    const app = buildApp(config, { logger: pino({ level: "debug" }, sink) });
+    const { url } = await app.start();
+    try {
+      const { token } = await createUser(`${url}/graphql`);
+      const r = await gql(`${url}/graphql`, "{ viewer { id } }", { token, headers: { "x-request-id": "log-check-1" } });
+      expect(r.errors).toBeUndefined();
+    } finally {
+      await app.stop();
+      rmSync(config.dataDir, { recursive: true, force: true });
+    }
+    expect(lines).toContainEqual(
+      expect.objectContaining({ requestId: "log-check-1", msg: "request", status: 200, method: "POST" }),
+    );
+    const text = JSON.stringify(lines);
+    expect(text).not.toMatch(/eyJ[\w-]+\.[\w-]+\.[\w-]+/); // no JWT anywhere
+    expect(text).not.toContain("correct horse battery staple");
   });
 });
