@@ -71,32 +71,35 @@ export async function deleteAccount({ ctx, input }: { ctx: Context; input: { pas
       "INVALID_CREDENTIALS",
     );
   }
-  const memberships = await ctx.prisma.organizationMember.findMany({
-    where: { userId: viewer.userId },
-    select: {
-      organizationId: true,
-      role: true,
-      organization: { select: { name: true, members: { select: { userId: true, role: true } } } },
-    },
-  });
-  const soleOwnerOfShared = memberships.filter(
-    (m) =>
-      m.role === "OWNER" &&
-      m.organization.members.length > 1 &&
-      !m.organization.members.some((o) => o.userId !== viewer.userId && o.role === "OWNER"),
-  );
-  if (soleOwnerOfShared.length) {
-    throw new ConflictError(
-      "LAST_OWNER",
-      `Make someone else owner of ${soleOwnerOfShared.map((m) => m.organization.name).join(", ")} before deleting your account.`,
-    );
-  }
-  const aloneIn = memberships.filter((m) => m.organization.members.length === 1).map((m) => m.organizationId);
   const keys = await ctx.prisma.apiKey.findMany({
     where: { createdById: viewer.userId, revokedAt: null },
     select: { keyHash: true },
   });
-  await ctx.prisma.$transaction(async (tx) => {
+  const aloneIn = await ctx.prisma.$transaction(async (tx) => {
+    // Lock the user's organizations: a co-owner leaving, or someone joining, cannot slip in
+    // between the checks below and the deletions that rely on them.
+    await tx.$executeRaw`SELECT 1 FROM organizations WHERE id IN (SELECT organization_id FROM organization_members WHERE user_id = ${viewer.userId}::uuid) FOR UPDATE`;
+    const memberships = await tx.organizationMember.findMany({
+      where: { userId: viewer.userId },
+      select: {
+        organizationId: true,
+        role: true,
+        organization: { select: { name: true, members: { select: { userId: true, role: true } } } },
+      },
+    });
+    const soleOwnerOfShared = memberships.filter(
+      (m) =>
+        m.role === "OWNER" &&
+        m.organization.members.length > 1 &&
+        !m.organization.members.some((o) => o.userId !== viewer.userId && o.role === "OWNER"),
+    );
+    if (soleOwnerOfShared.length) {
+      throw new ConflictError(
+        "LAST_OWNER",
+        `Make someone else owner of ${soleOwnerOfShared.map((m) => m.organization.name).join(", ")} before deleting your account.`,
+      );
+    }
+    const aloneIn = memberships.filter((m) => m.organization.members.length === 1).map((m) => m.organizationId);
     await tx.organization.deleteMany({ where: { id: { in: aloneIn } } });
     await tx.organizationMember.deleteMany({ where: { userId: viewer.userId } });
     await tx.apiKey.updateMany({
@@ -131,6 +134,7 @@ export async function deleteAccount({ ctx, input }: { ctx: Context; input: { pas
         deletedAt: new Date(),
       },
     });
+    return aloneIn;
   });
   await revokeAllSessionsOf(ctx, viewer.userId, "account deleted");
   for (const key of keys) ctx.principals.revoked(apiKeyCacheKey(key.keyHash));
