@@ -111,7 +111,7 @@ export function buildApp(config: Config, options: { logger?: Logger } = {}): App
         );
       });
     });
-    ws = attachWebSocketServer(server, yoga, principals);
+    ws = attachWebSocketServer(server, yoga, deps);
 
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);

@@ -2,7 +2,7 @@
 // request id, IP and user agent, and no secret.
 import { describe, expect, it } from "vitest";
 import { addMember, createOrg, errorCode } from "./helpers/api.ts";
-import { gql } from "./helpers/client.ts";
+import { gql, wsClient, wsRequest } from "./helpers/client.ts";
 import { createUser, PASSWORD } from "./helpers/factories.ts";
 import { useServerWithMail } from "./helpers/server.ts";
 
@@ -223,5 +223,21 @@ describe("audit trail edge cases", () => {
         details: expect.objectContaining({ error: "TOKEN_MALFORMED" }),
       }),
     ]);
+  });
+});
+
+describe("audit over WebSocket", () => {
+  it("records a mutation refused before it ran, as over HTTP", async () => {
+    const alice = await createUser(suite.url);
+    const client = wsClient(suite.server.wsUrl, { authorization: `Bearer ${alice.token}` });
+    try {
+      const refused = await wsRequest(client, `mutation { organizationCreate(input: { name: "x" }) { noSuchField } }`);
+      const requestId = refused.errors?.[0]?.extensions?.requestId as string;
+      expect(refused.errors?.[0]?.extensions?.code).toBe("GRAPHQL_VALIDATION_FAILED");
+      const rows = await suite.server.app.runtime.db.prisma.auditLog.findMany({ where: { requestId } });
+      expect(rows).toEqual([expect.objectContaining({ action: "organizationCreate", outcome: "FAILED" })]);
+    } finally {
+      await client.dispose();
+    }
   });
 });

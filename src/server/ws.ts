@@ -5,14 +5,15 @@ import type { Server } from "node:http";
 import type { ExecutionArgs, GraphQLError } from "graphql";
 import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer } from "ws";
-import type { Context } from "../context.ts";
-import type { PrincipalResolver } from "../features/auth/principal.ts";
+import type { AppDeps, Context } from "../context.ts";
+import { auditRejectedMutation } from "../features/audit/audit.plugin.ts";
 import { toGraphQLError } from "../schema/errors.ts";
-import { stringParam, withRequestId, type YogaServer } from "./yoga.ts";
+import { clientIp, stringParam, withRequestId, type YogaServer } from "./yoga.ts";
 
 type Enveloped = ReturnType<YogaServer["getEnveloped"]>;
 
-export function attachWebSocketServer(server: Server, yoga: YogaServer, principals: PrincipalResolver) {
+export function attachWebSocketServer(server: Server, yoga: YogaServer, deps: AppDeps) {
+  const { principals } = deps;
   // A GraphQL message is small; 1 MiB leaves room for large variables, not for abuse.
   const wss = new WebSocketServer({ server, path: yoga.graphqlEndpoint, maxPayload: 1024 * 1024 });
   const disposable = useServer(
@@ -45,9 +46,28 @@ export function attachWebSocketServer(server: Server, yoga: YogaServer, principa
         } catch (error) {
           return withRequestId([toGraphQLError(error)], requestId, { stripHttp: true });
         }
+        const refuse = async (error: GraphQLError, errors: readonly GraphQLError[] = [error]) => {
+          // A mutation refused before it ran is audited as over HTTP.
+          await auditRejectedMutation(
+            {
+              ...deps,
+              requestId,
+              ip: clientIp(ctx.extra.request, deps.config.trustProxy),
+              userAgent: ctx.extra.request.headers["user-agent"] ?? null,
+            },
+            {
+              schema: enveloped.schema,
+              document,
+              operationName: payload.operationName,
+              variableValues: payload.variables,
+            },
+            error,
+          );
+          return withRequestId(errors, requestId, { stripHttp: true });
+        };
         try {
           const errors = enveloped.validate(enveloped.schema, document);
-          if (errors.length) return withRequestId(errors, requestId, { stripHttp: true });
+          if (errors.length) return refuse(toGraphQLError(errors[0]), errors);
           const contextValue = await enveloped.contextFactory();
           return {
             schema: enveloped.schema,
@@ -58,7 +78,7 @@ export function attachWebSocketServer(server: Server, yoga: YogaServer, principa
             rootValue: enveloped,
           };
         } catch (error) {
-          return withRequestId([toGraphQLError(error)], requestId, { stripHttp: true });
+          return refuse(toGraphQLError(error));
         }
       },
       onNext: (_ctx, _id, _payload, args, result) => {
