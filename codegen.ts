@@ -15,6 +15,8 @@ const shared = {
 
 const config: CodegenConfig = {
   schema: "schema.graphql",
+  // Only graphql(`…`) documents: the tests' own `gql(url, …)` helper takes plain strings.
+  pluckConfig: { globalGqlIdentifierName: "graphql", modules: [] },
   ignoreNoDocuments: true,
   importExtension: ".ts",
   generates: {
