@@ -66,7 +66,7 @@ export async function buildContext(deps: AppDeps, request: RequestInfo): Promise
 }
 
 /** The nil UUID: no row has it, so a filter on it matches nothing. */
-export const NOBODY = "00000000-0000-0000-0000-000000000000";
+const NOBODY = "00000000-0000-0000-0000-000000000000";
 
 /**
  * The caller's user id for visibility filters, or NOBODY: an anonymous caller (or an API key)
@@ -74,4 +74,9 @@ export const NOBODY = "00000000-0000-0000-0000-000000000000";
  */
 export function viewerIdOrNobody(ctx: Context): string {
   return ctx.principal?.kind === "user" ? ctx.principal.userId : NOBODY;
+}
+
+/** Field-level check for a user's own data (sessions, settings, memberships, audit trail). */
+export function isSelf(user: { id: string }, _args: unknown, ctx: Pick<Context, "principal">): boolean {
+  return ctx.principal?.kind === "user" && ctx.principal.userId === user.id;
 }

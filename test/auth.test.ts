@@ -4,6 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import jwt from "jsonwebtoken";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { errorCode } from "./helpers/api.ts";
 import { gql } from "./helpers/client.ts";
 import { createUser, PASSWORD, uniqueEmail } from "./helpers/factories.ts";
 import { startServer, TEST_JWT_KEYS, type TestServer } from "./helpers/server.ts";
@@ -18,10 +19,6 @@ const [kid, secret] = TEST_JWT_KEYS.split(/:(.*)/s) as [string, string];
 const VIEWER = "{ viewer { id email } }";
 const LOGIN = `mutation($input: AuthLoginInput!) { authLogin(input: $input) { accessToken refreshToken user { email } } }`;
 const REFRESH = `mutation($t: String!) { authRefresh(refreshToken: $t) { accessToken refreshToken } }`;
-
-function code(response: { errors?: { extensions?: Record<string, unknown> }[] }) {
-  return response.errors?.[0]?.extensions?.code;
-}
 
 async function login(email: string, password = PASSWORD) {
   return gql<{ authLogin: { accessToken: string; refreshToken: string } }>(server.graphqlUrl, LOGIN, {
@@ -39,8 +36,8 @@ describe("registration and sign-in", () => {
 
     const wrongPassword = await login(email, "not the password at all");
     const unknownEmail = await login(uniqueEmail("nobody"));
-    expect(code(wrongPassword)).toBe("INVALID_CREDENTIALS");
-    expect(code(unknownEmail)).toBe("INVALID_CREDENTIALS");
+    expect(errorCode(wrongPassword)).toBe("INVALID_CREDENTIALS");
+    expect(errorCode(unknownEmail)).toBe("INVALID_CREDENTIALS");
     expect(wrongPassword.errors?.[0]?.message).toBe(unknownEmail.errors?.[0]?.message);
 
     // Failed sign-ins are recorded for the velocity rules that read them.
@@ -54,14 +51,14 @@ describe("registration and sign-in", () => {
       gql(server.graphqlUrl, "mutation($input: AuthRegisterInput!) { authRegister(input: $input) { accessToken } }", {
         variables: { input },
       });
-    expect(code(await register({ email, password: PASSWORD }))).toBe("EMAIL_TAKEN");
+    expect(errorCode(await register({ email, password: PASSWORD }))).toBe("EMAIL_TAKEN");
     const weak = await register({ email: uniqueEmail(), password: "short" });
-    expect(code(weak)).toBe("WEAK_PASSWORD");
+    expect(errorCode(weak)).toBe("WEAK_PASSWORD");
     expect(weak.errors?.[0]?.extensions?.fieldErrors).toEqual([
       { path: "password", message: expect.stringContaining("at least 10") },
     ]);
     const malformed = await register({ email: "not-an-email", password: PASSWORD });
-    expect(code(malformed)).toBe("BAD_USER_INPUT");
+    expect(errorCode(malformed)).toBe("BAD_USER_INPUT");
     expect(malformed.errors?.[0]?.extensions?.fieldErrors).toEqual([{ path: "email", message: expect.any(String) }]);
   });
 });
@@ -80,16 +77,18 @@ describe("refresh tokens", () => {
     expect((await gql(server.graphqlUrl, VIEWER, { token: next.accessToken })).data?.viewer).not.toBeNull();
 
     const replay = await gql(server.graphqlUrl, REFRESH, { variables: { t: first } });
-    expect(code(replay)).toBe("REFRESH_TOKEN_REUSED");
+    expect(errorCode(replay)).toBe("REFRESH_TOKEN_REUSED");
     // The family is gone: the newest refresh token and its access token no longer work.
-    expect(code(await gql(server.graphqlUrl, REFRESH, { variables: { t: next.refreshToken } }))).toBe(
+    expect(errorCode(await gql(server.graphqlUrl, REFRESH, { variables: { t: next.refreshToken } }))).toBe(
       "SESSION_REVOKED",
     );
-    expect(code(await gql(server.graphqlUrl, VIEWER, { token: next.accessToken }))).toBe("SESSION_REVOKED");
+    expect(errorCode(await gql(server.graphqlUrl, VIEWER, { token: next.accessToken }))).toBe("SESSION_REVOKED");
   });
 
   it("refuses an unknown refresh token", async () => {
-    expect(code(await gql(server.graphqlUrl, REFRESH, { variables: { t: "made-up" } }))).toBe("REFRESH_TOKEN_INVALID");
+    expect(errorCode(await gql(server.graphqlUrl, REFRESH, { variables: { t: "made-up" } }))).toBe(
+      "REFRESH_TOKEN_INVALID",
+    );
   });
 });
 
@@ -122,15 +121,15 @@ describe("sessions", () => {
         })
       ).data,
     ).toEqual({ sessionRevoke: true });
-    expect(code(await gql(server.graphqlUrl, VIEWER, { token: b }))).toBe("SESSION_REVOKED");
+    expect(errorCode(await gql(server.graphqlUrl, VIEWER, { token: b }))).toBe("SESSION_REVOKED");
 
     expect((await gql(server.graphqlUrl, "mutation { sessionRevokeOthers }", { token: a })).data).toEqual({
       sessionRevokeOthers: 1,
     });
-    expect(code(await gql(server.graphqlUrl, VIEWER, { token: c }))).toBe("SESSION_REVOKED");
+    expect(errorCode(await gql(server.graphqlUrl, VIEWER, { token: c }))).toBe("SESSION_REVOKED");
 
     expect((await gql(server.graphqlUrl, "mutation { authLogout }", { token: a })).data).toEqual({ authLogout: true });
-    expect(code(await gql(server.graphqlUrl, VIEWER, { token: a }))).toBe("SESSION_REVOKED");
+    expect(errorCode(await gql(server.graphqlUrl, VIEWER, { token: a }))).toBe("SESSION_REVOKED");
   });
 
   it("does not let one user revoke another's session", async () => {
@@ -145,7 +144,7 @@ describe("sessions", () => {
       token: alice.token,
       variables: { id: bobSession },
     });
-    expect(code(attempt)).toBe("NOT_FOUND");
+    expect(errorCode(attempt)).toBe("NOT_FOUND");
     expect((await gql(server.graphqlUrl, VIEWER, { token: bob.token })).data?.viewer).not.toBeNull();
   });
 
@@ -154,7 +153,7 @@ describe("sessions", () => {
     const other = (await login(email)).data!.authLogin.accessToken;
     const change = "mutation($c: String!, $n: String!) { passwordChange(currentPassword: $c, newPassword: $n) }";
     expect(
-      code(
+      errorCode(
         await gql(server.graphqlUrl, change, {
           token,
           variables: { c: "wrong password!", n: "a brand new secret 42" },
@@ -164,9 +163,9 @@ describe("sessions", () => {
     expect(
       (await gql(server.graphqlUrl, change, { token, variables: { c: PASSWORD, n: "a brand new secret 42" } })).data,
     ).toEqual({ passwordChange: 1 });
-    expect(code(await gql(server.graphqlUrl, VIEWER, { token: other }))).toBe("SESSION_REVOKED");
+    expect(errorCode(await gql(server.graphqlUrl, VIEWER, { token: other }))).toBe("SESSION_REVOKED");
     expect((await gql(server.graphqlUrl, VIEWER, { token })).data?.viewer).not.toBeNull();
-    expect(code(await login(email))).toBe("INVALID_CREDENTIALS");
+    expect(errorCode(await login(email))).toBe("INVALID_CREDENTIALS");
     expect((await login(email, "a brand new secret 42")).errors).toBeUndefined();
   });
 });
@@ -228,7 +227,7 @@ describe("access tokens", () => {
   ])("rejects a token %s with its own code", async (_name, make, expected) => {
     const response = await gql(server.graphqlUrl, VIEWER, { token: make() });
     expect(response.status).toBe(401);
-    expect(code(response)).toBe(expected);
+    expect(errorCode(response)).toBe(expected);
   });
 
   it("accepts a token signed by an older key still in the ring, and refuses it once that key is removed", async () => {
@@ -250,7 +249,7 @@ describe("access tokens", () => {
     }
     const removed = await startServer({ JWT_KEYS: newKey, DATA_DIR: dataDir });
     try {
-      expect(code(await gql(removed.graphqlUrl, VIEWER, { token }))).toBe("TOKEN_KEY_UNKNOWN");
+      expect(errorCode(await gql(removed.graphqlUrl, VIEWER, { token }))).toBe("TOKEN_KEY_UNKNOWN");
     } finally {
       await removed.stop();
       rmSync(dataDir, { recursive: true, force: true });

@@ -51,7 +51,7 @@ describe("organizations", () => {
       variables: { input: { organizationId: org.id, email: carolEmail, role: "VIEWER" } },
     });
     const link = await suite.mail.next(carolEmail);
-    const token = /token=([\w-]+)/.exec(link.text)![1]!;
+    const token = tokenFrom(link);
     const accept = "mutation($t: String!) { organizationInviteAccept(token: $t) { role } }";
     const mallory = await createUser(suite.url);
     expect(errorCode(await gql(suite.url, accept, { token: mallory.token, variables: { t: token } }))).toBe(
@@ -87,7 +87,7 @@ describe("organizations", () => {
     const invited = await createUser(suite.url, email);
     const accept = await gql(suite.url, "mutation($t: String!) { organizationInviteAccept(token: $t) { id } }", {
       token: invited.token,
-      variables: { t: /token=([\w-]+)/.exec(link.text)![1] },
+      variables: { t: tokenFrom(link) },
     });
     expect(errorCode(accept)).toBe("INVITE_INVALID");
     const open = await gql(

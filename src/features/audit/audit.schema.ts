@@ -1,3 +1,4 @@
+import { isSelf } from "../../context.ts";
 import type { Prisma } from "../../generated/prisma/client.ts";
 import { builder } from "../../schema/builder.ts";
 import { decodeId } from "../../schema/globalId.ts";
@@ -85,7 +86,7 @@ builder.prismaObjectField(UserRef, "auditLogs", (t) =>
     type: AuditEntryRef,
     cursor: "id",
     description: "Your own actions, newest first; visible to you only.",
-    authScopes: (user, _args, ctx) => ctx.principal?.kind === "user" && ctx.principal.userId === user.id,
+    authScopes: isSelf,
     args: { filter: t.arg({ type: AuditFilter, required: false }) },
     query: (args) => ({ where: where(args.filter), orderBy: newestFirst }),
   }),

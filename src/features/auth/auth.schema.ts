@@ -1,4 +1,4 @@
-import { type Context, viewerIdOrNobody } from "../../context.ts";
+import { type Context, isSelf, viewerIdOrNobody } from "../../context.ts";
 import { builder } from "../../schema/builder.ts";
 import { decodeId } from "../../schema/globalId.ts";
 import { noteAudit } from "../audit/audit.ts";
@@ -69,7 +69,7 @@ export const SessionRef = builder.prismaNode("UserSession", {
 builder.prismaObjectField("User", "sessions", (t) =>
   t.relation("sessions", {
     description: "Live sessions (signed-in devices); visible to the user only.",
-    authScopes: (user, _args, ctx) => ctx.principal?.kind === "user" && ctx.principal.userId === user.id,
+    authScopes: isSelf,
     query: () => ({ where: { revokedAt: null, expiresAt: { gt: new Date() } }, orderBy: { lastUsedAt: "desc" } }),
   }),
 );

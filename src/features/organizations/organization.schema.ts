@@ -1,4 +1,5 @@
-import { type Context, NOBODY, viewerIdOrNobody } from "../../context.ts";
+import { type Context, viewerIdOrNobody } from "../../context.ts";
+import type { Prisma } from "../../generated/prisma/client.ts";
 import { builder } from "../../schema/builder.ts";
 import { decodeId } from "../../schema/globalId.ts";
 import { noteAudit } from "../audit/audit.ts";
@@ -28,6 +29,13 @@ export const OrganizationTierRef = builder.enumType("OrganizationTier", {
   values: ["FREE", "PRO", "ENTERPRISE"] as const,
 });
 
+/** The organizations the caller may see: an API key its own; a user those they belong to. */
+function visibleOrganizations(ctx: Context): Prisma.OrganizationWhereInput {
+  return ctx.principal?.kind === "apiKey"
+    ? { id: ctx.principal.organizationId }
+    : { members: { some: { userId: viewerIdOrNobody(ctx) } } };
+}
+
 /** Field-level check for an organization's own fields: the caller's role grants `permission`. */
 export function orgPermission(permission: Permission) {
   return async (org: { id: string }, _args: unknown, ctx: Context) => {
@@ -44,10 +52,7 @@ export const OrganizationRef = builder.prismaNode("Organization", {
   select: { id: true },
   nullable: true,
   authScopes: { public: true },
-  findUnique: (id, ctx) =>
-    ctx.principal?.kind === "apiKey"
-      ? { id: ctx.principal.organizationId === id ? id : NOBODY }
-      : { id, members: { some: { userId: viewerIdOrNobody(ctx) } } },
+  findUnique: (id, ctx) => ({ id, AND: [visibleOrganizations(ctx)] }),
   fields: (t) => ({
     name: t.exposeString("name"),
     slug: t.exposeString("slug"),
@@ -88,10 +93,7 @@ export const MembershipRef = builder.prismaNode("OrganizationMember", {
   select: { id: true },
   nullable: true,
   authScopes: { public: true },
-  findUnique: (id, ctx) =>
-    ctx.principal?.kind === "apiKey"
-      ? { id, organizationId: ctx.principal.organizationId }
-      : { id, organization: { members: { some: { userId: viewerIdOrNobody(ctx) } } } },
+  findUnique: (id, ctx) => ({ id, organization: visibleOrganizations(ctx) }),
   fields: (t) => ({
     role: t.expose("role", { type: OrgRoleRef }),
     organization: t.relation("organization"),
@@ -130,10 +132,7 @@ builder.queryField("organizations", (t) =>
     resolve: (query, _root, _args, ctx) =>
       ctx.prisma.organization.findMany({
         ...query,
-        where:
-          ctx.principal?.kind === "apiKey"
-            ? { id: ctx.principal.organizationId }
-            : { members: { some: { userId: viewerIdOrNobody(ctx) } } },
+        where: visibleOrganizations(ctx),
         orderBy: { id: "asc" },
       }),
   }),

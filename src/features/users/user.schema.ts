@@ -1,4 +1,4 @@
-import { viewerIdOrNobody } from "../../context.ts";
+import { isSelf, viewerIdOrNobody } from "../../context.ts";
 import { builder } from "../../schema/builder.ts";
 import { EXPORT_PATH } from "../../server/downloads.ts";
 import { noteAudit } from "../audit/audit.ts";
@@ -34,15 +34,11 @@ export const UserRef = builder.prismaNode("User", {
     memberships: t.relation("memberships", {
       description:
         "The organizations this user belongs to, with their role in each. Only for the user themself: others see members through Organization.members, never the rest of someone's organizations.",
-      authScopes: (user, _args, ctx) => ctx.principal?.kind === "user" && ctx.principal.userId === user.id,
+      authScopes: isSelf,
       query: { orderBy: { createdAt: "asc" } },
     }),
   }),
 });
-
-/** Fields only the user themself may read. */
-const onlySelf = (user: { id: string }, _args: unknown, ctx: { principal: { kind: string; userId?: string } | null }) =>
-  ctx.principal?.kind === "user" && ctx.principal.userId === user.id;
 
 export const UserConfigRef = builder.prismaObject("UserConfig", {
   name: "UserConfig",
@@ -66,7 +62,7 @@ export const UserConfigRef = builder.prismaObject("UserConfig", {
 builder.prismaObjectField("User", "config", (t) =>
   t.prismaField({
     type: UserConfigRef,
-    authScopes: onlySelf,
+    authScopes: isSelf,
     resolve: async (query, user, _args, ctx) => {
       await getConfig(ctx, user.id);
       return ctx.prisma.userConfig.findUniqueOrThrow({ ...query, where: { userId: user.id } });
