@@ -7,7 +7,7 @@ const shared = {
   config: {
     useTypeImports: true,
     enumsAsTypes: true,
-    scalars: { DateTime: "string", JSONObject: "Record<string, unknown>" },
+    scalars: { DateTime: "string", JSONObject: "Record<string, unknown>", SafeInt: "number", File: "File" },
     strictScalars: true,
   },
   presetConfig: { fragmentMasking: false },

@@ -9,6 +9,8 @@ import { createHealth } from "./infra/health.ts";
 import { createLogger, type Logger } from "./infra/logger.ts";
 import { createMailer, type Mailer } from "./infra/mailer.ts";
 import { openRuntime, type Runtime } from "./infra/runtime.ts";
+import { type AnalysisWorker, startAnalysisWorker } from "./jobs/analysis.job.ts";
+import { createSuggestionScheduler, type SuggestionScheduler } from "./jobs/suggestions.job.ts";
 import { createDownloadRoutes } from "./server/downloads.ts";
 import { createFastPath, takesFastPath } from "./server/fastPath.ts";
 import { createHealthRoutes } from "./server/healthRoutes.ts";
@@ -41,6 +43,8 @@ export function buildApp(config: Config, options: { logger?: Logger } = {}): App
   let ws: ReturnType<typeof attachWebSocketServer> | undefined;
   let principals: PrincipalResolver | undefined;
   let mailer: Mailer | undefined;
+  let analysis: AnalysisWorker | undefined;
+  let suggestions: SuggestionScheduler | undefined;
 
   async function start() {
     runtime = await openRuntime(config, logger);
@@ -53,6 +57,9 @@ export function buildApp(config: Config, options: { logger?: Logger } = {}): App
     const healthRoutes = createHealthRoutes(health);
     const downloads = createDownloadRoutes(deps);
     const fastPath = createFastPath(yoga, deps);
+    const scheduler = createSuggestionScheduler(deps, config.analysis.suggestionDebounceMs);
+    suggestions = scheduler;
+    analysis = startAnalysisWorker(deps, { ...config.analysis, onAnalysed: scheduler.schedule });
 
     const accessLog = logger.isLevelEnabled("debug");
     server.on("request", (req: IncomingMessage, res: ServerResponse) => {
@@ -78,13 +85,17 @@ export function buildApp(config: Config, options: { logger?: Logger } = {}): App
         );
       }
       // Refused before a byte is read: armor's limits only apply once the body is parsed.
-      if (Number(req.headers["content-length"] ?? 0) > config.maxBodyBytes) {
+      // A multipart upload carries one file of up to UPLOAD_MAX_BYTES besides its operations.
+      const limit = req.headers["content-type"]?.startsWith("multipart/form-data")
+        ? config.maxBodyBytes + config.uploads.maxBytes
+        : config.maxBodyBytes;
+      if (Number(req.headers["content-length"] ?? 0) > limit) {
         res.writeHead(413, { "content-type": "application/json", connection: "close" });
         res.end(
           JSON.stringify({
             errors: [
               {
-                message: `The request body is over ${config.maxBodyBytes} bytes.`,
+                message: `The request body is over ${limit} bytes.`,
                 extensions: { code: "PAYLOAD_TOO_LARGE", requestId },
               },
             ],
@@ -155,6 +166,8 @@ export function buildApp(config: Config, options: { logger?: Logger } = {}): App
     }
     clearTimeout(timer);
     clearInterval(sweep);
+    await analysis?.stop();
+    await suggestions?.stop();
     await principals?.close();
     mailer?.close();
     await runtime?.close();

@@ -66,6 +66,11 @@ const envSchema = z.object({
   MAX_BODY_BYTES: int(1024, 100 * 1024 * 1024).default(1024 * 1024),
   SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(10_000),
   PGLITE_OPEN_TIMEOUT_MS: int(100, 600_000).default(30_000),
+  ANALYSIS_CONCURRENCY: int(1, 64).default(2),
+  ANALYSIS_POLL_MS: int(100, 3_600_000).default(10_000),
+  SUGGESTION_DEBOUNCE_MS: int(0, 600_000).default(2_000),
+  UPLOAD_MAX_BYTES: int(1024, 1024 * 1024 * 1024).default(20 * 1024 * 1024),
+  IMPORT_MAX_LINES: int(1, 1_000_000).default(100_000),
 });
 
 export interface JwtKey {
@@ -149,6 +154,12 @@ function toConfig(e: z.infer<typeof envSchema>) {
     maxBodyBytes: e.MAX_BODY_BYTES,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     pgliteOpenTimeoutMs: e.PGLITE_OPEN_TIMEOUT_MS,
+    analysis: {
+      concurrency: e.ANALYSIS_CONCURRENCY,
+      pollMs: e.ANALYSIS_POLL_MS,
+      suggestionDebounceMs: e.SUGGESTION_DEBOUNCE_MS,
+    },
+    uploads: { maxBytes: e.UPLOAD_MAX_BYTES, maxImportLines: e.IMPORT_MAX_LINES },
   };
 }
 

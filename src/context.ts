@@ -66,7 +66,7 @@ export async function buildContext(deps: AppDeps, request: RequestInfo): Promise
 }
 
 /** The nil UUID: no row has it, so a filter on it matches nothing. */
-const NOBODY = "00000000-0000-0000-0000-000000000000";
+export const NOBODY = "00000000-0000-0000-0000-000000000000";
 
 /**
  * The caller's user id for visibility filters, or NOBODY: an anonymous caller (or an API key)

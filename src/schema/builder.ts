@@ -3,7 +3,7 @@ import SchemaBuilder from "@pothos/core";
 import PrismaPlugin from "@pothos/plugin-prisma";
 import RelayPlugin from "@pothos/plugin-relay";
 import ScopeAuthPlugin from "@pothos/plugin-scope-auth";
-import { DateTimeResolver, JSONObjectResolver } from "graphql-scalars";
+import { DateTimeResolver, JSONObjectResolver, SafeIntResolver } from "graphql-scalars";
 import type { Context } from "../context.ts";
 import { ForbiddenError, UnauthenticatedError } from "../errors.ts";
 import type PrismaTypes from "../generated/pothos-types.ts";
@@ -25,6 +25,8 @@ export const builder = new SchemaBuilder<{
   Scalars: {
     DateTime: { Input: Date; Output: Date };
     JSONObject: { Input: Record<string, unknown>; Output: unknown };
+    SafeInt: { Input: number; Output: number | bigint };
+    File: { Input: File; Output: never };
   };
 }>({
   plugins: [ScopeAuthPlugin, PrismaPlugin, RelayPlugin],
@@ -60,5 +62,17 @@ export const builder = new SchemaBuilder<{
 
 builder.addScalarType("DateTime", DateTimeResolver);
 builder.addScalarType("JSONObject", JSONObjectResolver);
+builder.addScalarType("SafeInt", SafeIntResolver);
+// Multipart uploads (the GraphQL multipart request spec): Yoga puts a WHATWG File in the variables.
+builder.scalarType("File", {
+  description: "A file sent as part of a multipart request.",
+  serialize: () => {
+    throw new Error("File is an input-only scalar.");
+  },
+  parseValue: (value) => {
+    if (value instanceof Blob) return value as File;
+    throw new TypeError("Expected a file sent as a multipart upload.");
+  },
+});
 builder.queryType({});
 builder.mutationType({});

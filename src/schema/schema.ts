@@ -4,6 +4,10 @@ import "../features/auth/auth.schema.ts";
 import "../features/organizations/organization.schema.ts";
 import "../features/api-keys/apiKey.schema.ts";
 import "../features/audit/audit.schema.ts";
+import "../features/events/event.schema.ts";
+import "../features/patterns/pattern.schema.ts";
+import "../features/workflows/workflow.schema.ts";
+import "../features/suggestions/suggestion.schema.ts";
 import { builder } from "./builder.ts";
 
 export const schema = builder.toSchema();

@@ -1,6 +1,7 @@
 // The GraphQL-over-HTTP server (also GraphQL over SSE) and the envelop plugins that the
 // WebSocket transport shares with it.
 import type { IncomingMessage } from "node:http";
+import { createFetch } from "@whatwg-node/fetch";
 import { GraphQLError } from "graphql";
 import { createYoga, type Plugin, useErrorHandler } from "graphql-yoga";
 import { type AppDeps, buildContext, type Context } from "../context.ts";
@@ -27,6 +28,10 @@ export function createYogaServer(deps: AppDeps) {
     // Our own /health routes answer before Yoga; its built-in one would shadow nothing useful.
     healthCheckEndpoint: false as never,
     batching: false,
+    // Busboy's limits: a body over them is refused while it streams, not after it is buffered.
+    fetchAPI: createFetch({
+      formDataLimits: { fileSize: config.uploads.maxBytes, files: 1, fieldSize: config.maxBodyBytes, fields: 10 },
+    }),
     graphiql: config.graphiql ? { title: "Floyo API", subscriptionsProtocol: "WS" } : false,
     // Bearer tokens, not cookies: no credentials mode needed.
     cors: config.corsOrigins.includes("*")

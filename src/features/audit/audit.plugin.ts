@@ -145,7 +145,12 @@ async function writeEntries(
       outcome,
       resourceType: note.resourceType ?? named.resourceType ?? null,
       resourceId: note.resourceId ?? named.resourceId ?? null,
-      details: redact({ input, ...(code ? { error: code } : {}), ...note.details }) as Prisma.InputJsonValue,
+      // Bulk data (events, files) is its own record; its entry keeps what the resolver noted.
+      details: redact({
+        ...(field.extensions?.auditInput === false ? {} : { input }),
+        ...(code ? { error: code } : {}),
+        ...note.details,
+      }) as Prisma.InputJsonValue,
       ip: ctx.ip,
       userAgent: ctx.userAgent,
       requestId: ctx.requestId,

@@ -30,7 +30,7 @@ export const OrganizationTierRef = builder.enumType("OrganizationTier", {
 });
 
 /** The organizations the caller may see: an API key its own; a user those they belong to. */
-function visibleOrganizations(ctx: Context): Prisma.OrganizationWhereInput {
+export function visibleOrganizations(ctx: Context): Prisma.OrganizationWhereInput {
   return ctx.principal?.kind === "apiKey"
     ? { id: ctx.principal.organizationId }
     : { members: { some: { userId: viewerIdOrNobody(ctx) } } };

@@ -1,0 +1,207 @@
+import type { Prisma } from "../../generated/prisma/client.ts";
+import { builder } from "../../schema/builder.ts";
+import { decodeId } from "../../schema/globalId.ts";
+import { orderOf, SortDirectionRef } from "../../schema/sort.ts";
+import { noteAudit } from "../audit/audit.ts";
+import { OrganizationRef, orgPermission } from "../organizations/organization.schema.ts";
+import { UserRef } from "../users/user.schema.ts";
+import { recordBatch, recordEvent } from "./event.service.ts";
+import { EVENT_KINDS, eventTypeOf, kindOf, MAX_BATCH } from "./eventInput.ts";
+import { visibleAnalytics } from "./visibility.ts";
+
+export const EventKindRef = builder.enumType("EventKind", {
+  values: Object.fromEntries(EVENT_KINDS.map((k) => [k, {}])) as Record<(typeof EVENT_KINDS)[number], object>,
+});
+
+export const EventRef = builder.prismaNode("Event", {
+  id: { field: "id" },
+  select: { id: true },
+  nullable: true,
+  authScopes: { authenticated: true },
+  description: "Something the user did with a file or a tool. Visible to that user and the organization's admins.",
+  findUnique: (id, ctx) => ({ id, ...visibleAnalytics(ctx) }),
+  fields: (t) => ({
+    kind: t.field({ type: EventKindRef, select: { eventType: true }, resolve: (e) => kindOf(e.eventType) }),
+    customType: t.string({
+      nullable: true,
+      select: { eventType: true },
+      resolve: (e) => (e.eventType.startsWith("custom:") ? e.eventType.slice(7) : null),
+    }),
+    type: t.exposeString("eventType", {
+      description: 'The name temporal patterns use: "file_created", or "custom:<customType>".',
+    }),
+    clientEventId: t.exposeString("clientEventId", { nullable: true }),
+    filePath: t.exposeString("filePath", { nullable: true }),
+    fileExtension: t.exposeString("fileExtension", { nullable: true }),
+    previousPath: t.exposeString("previousPath", { nullable: true }),
+    tool: t.exposeString("tool", { nullable: true }),
+    operation: t.exposeString("operation", { nullable: true }),
+    sizeBytes: t.expose("sizeBytes", { type: "SafeInt", nullable: true }),
+    interpreter: t.exposeString("interpreter", { nullable: true }),
+    inputs: t.exposeStringList("inputPaths"),
+    outputs: t.exposeStringList("outputPaths"),
+    details: t.expose("details", { type: "JSONObject" }),
+    occurredAt: t.expose("occurredAt", { type: "DateTime" }),
+    receivedAt: t.expose("receivedAt", { type: "DateTime" }),
+    analyzed: t.boolean({
+      description: "Whether the pattern engine has counted it yet.",
+      select: { analyzedAt: true },
+      resolve: (e) => e.analyzedAt !== null,
+    }),
+    user: t.relation("user", { type: UserRef, nullable: true }),
+    organization: t.relation("organization", { type: OrganizationRef }),
+  }),
+});
+
+export const EventInputRef = builder.inputType("EventInput", {
+  description: "One event, as the local agent sends it.",
+  fields: (t) => ({
+    clientEventId: t.string({
+      required: false,
+      description: "Your id for the event: sending it again (a retried request) stores nothing twice.",
+    }),
+    kind: t.field({ type: EventKindRef, required: true }),
+    customType: t.string({ required: false, description: "For CUSTOM events: a lowercase name." }),
+    filePath: t.string({ required: false, description: "Required for FILE_* and SCRIPT_RUN events." }),
+    previousPath: t.string({ required: false, description: "For FILE_MOVED: where the file was." }),
+    tool: t.string({ required: false, description: "Required for TOOL_USED." }),
+    operation: t.string({ required: false }),
+    sizeBytes: t.field({ type: "SafeInt", required: false }),
+    interpreter: t.string({
+      required: false,
+      description: "For SCRIPT_RUN; inferred from the extension (.py python, .sh bash, .js node…) when omitted.",
+    }),
+    inputs: t.stringList({ required: false, description: "For SCRIPT_RUN: files the script read." }),
+    outputs: t.stringList({ required: false, description: "For SCRIPT_RUN: files the script wrote." }),
+    details: t.field({ type: "JSONObject", required: false, description: "Anything else, up to 8 KiB." }),
+    occurredAt: t.field({ type: "DateTime", required: false, description: "Defaults to now." }),
+  }),
+});
+
+const EventRecordInput = builder.inputType("EventRecordInput", {
+  fields: (t) => ({
+    organizationId: t.id({ required: false, description: "Defaults to the active organization." }),
+    event: t.field({ type: EventInputRef, required: true }),
+  }),
+});
+
+const EventBatchInput = builder.inputType("EventRecordBatchInput", {
+  fields: (t) => ({
+    organizationId: t.id({ required: false, description: "Defaults to the active organization." }),
+    events: t.field({ type: [EventInputRef], required: true, description: `1 to ${MAX_BATCH} events.` }),
+  }),
+});
+
+const EventBatchResult = builder
+  .objectRef<{ received: number; stored: number; duplicates: number }>("EventRecordBatchResult")
+  .implement({
+    description: "All events are validated before any is stored; all are stored or none.",
+    fields: (t) => ({
+      received: t.exposeInt("received"),
+      stored: t.exposeInt("stored"),
+      duplicates: t.exposeInt("duplicates", { description: "Events whose clientEventId was stored before: skipped." }),
+    }),
+  });
+
+export const EventFilterRef = builder.inputType("EventFilter", {
+  fields: (t) => ({
+    kinds: t.field({ type: [EventKindRef], required: false }),
+    customType: t.string({ required: false }),
+    tool: t.string({ required: false }),
+    extension: t.string({ required: false, description: 'With the dot: ".py".' }),
+    userId: t.id({ required: false }),
+    since: t.field({ type: "DateTime", required: false, description: "occurredAt at or after." }),
+    until: t.field({ type: "DateTime", required: false, description: "occurredAt before." }),
+    search: t.string({ required: false, description: "Text in the path or the operation (any case)." }),
+  }),
+});
+
+const EventOrderField = builder.enumType("EventOrderField", { values: ["OCCURRED_AT", "RECEIVED_AT"] as const });
+const EventOrder = builder.inputType("EventOrder", {
+  fields: (t) => ({
+    field: t.field({ type: EventOrderField, required: true }),
+    direction: t.field({ type: SortDirectionRef, required: false, defaultValue: "DESC" }),
+  }),
+});
+
+export function eventWhere(filter: typeof EventFilterRef.$inferInput | null | undefined): Prisma.EventWhereInput {
+  if (!filter) return {};
+  const types = filter.kinds?.map((k) => (k === "CUSTOM" ? null : eventTypeOf(k))).filter((k) => k !== null);
+  const search = filter.search?.trim();
+  return {
+    AND: [
+      filter.kinds
+        ? {
+            OR: [
+              ...(types?.length ? [{ eventType: { in: types } }] : []),
+              ...(filter.kinds.includes("CUSTOM") ? [{ eventType: { startsWith: "custom:" } }] : []),
+            ],
+          }
+        : {},
+      filter.customType ? { eventType: eventTypeOf("CUSTOM", filter.customType) } : {},
+      filter.tool ? { tool: filter.tool.toLowerCase() } : {},
+      filter.extension ? { fileExtension: filter.extension.toLowerCase() } : {},
+      filter.userId ? { userId: decodeId(String(filter.userId), "User").id } : {},
+      filter.since || filter.until
+        ? { occurredAt: { gte: filter.since ?? undefined, lt: filter.until ?? undefined } }
+        : {},
+      search
+        ? {
+            OR: [
+              { filePath: { contains: search, mode: "insensitive" as const } },
+              { operation: { contains: search, mode: "insensitive" as const } },
+            ],
+          }
+        : {},
+    ],
+  };
+}
+
+builder.prismaObjectField(OrganizationRef, "events", (t) =>
+  t.relatedConnection("events", {
+    type: EventRef,
+    cursor: "id",
+    description: "Events, newest first by default: yours, or everyone's for owners and admins.",
+    authScopes: orgPermission("read"),
+    totalCount: true,
+    args: {
+      filter: t.arg({ type: EventFilterRef, required: false }),
+      orderBy: t.arg({ type: EventOrder, required: false }),
+    },
+    query: (args, ctx) => ({
+      where: { AND: [visibleAnalytics(ctx), eventWhere(args.filter)] },
+      orderBy: orderOf(args.orderBy?.field === "RECEIVED_AT" ? "receivedAt" : "occurredAt", args.orderBy?.direction),
+    }),
+  }),
+);
+
+const orgId = (id: string | number | null | undefined) => (id ? decodeId(String(id), "Organization").id : null);
+
+builder.mutationFields((t) => ({
+  eventRecord: t.prismaField({
+    type: EventRef,
+    authScopes: { authenticated: true },
+    description: "Records one event. Returns at once; analysis follows in the background.",
+    args: { input: t.arg({ type: EventRecordInput, required: true }) },
+    resolve: async (query, _root, { input }, ctx, info) => {
+      const event = await recordEvent({ ctx, organizationId: orgId(input.organizationId), input: input.event });
+      noteAudit(ctx, info, { resourceType: "Event", resourceId: event.id });
+      return ctx.prisma.event.findUniqueOrThrow({ ...query, where: { id: event.id } });
+    },
+  }),
+  eventRecordBatch: t.field({
+    type: EventBatchResult,
+    authScopes: { authenticated: true },
+    description: `Records up to ${MAX_BATCH} events: all validated first, then all stored or none.`,
+    extensions: { auditInput: false },
+    args: { input: t.arg({ type: EventBatchInput, required: true }) },
+    resolve: async (_root, { input }, ctx, info) => {
+      const result = await recordBatch({ ctx, organizationId: orgId(input.organizationId), events: input.events });
+      noteAudit(ctx, info, {
+        organizationId: result.organizationId,
+        details: { received: result.received, stored: result.stored },
+      });
+      return result;
+    },
+  }),
+}));

@@ -1,0 +1,147 @@
+// Ingestion: validate, store, return. Analysis happens after, off the request path: the
+// pipeline is told there is work, and finds it again after a restart (analyzedAt is null).
+import type { Context } from "../../context.ts";
+import { ValidationError } from "../../errors.ts";
+import type { Prisma } from "../../generated/prisma/client.ts";
+import { uniqueViolation } from "../../infra/dbErrors.ts";
+import type { PubSub } from "../../infra/pubsub.ts";
+import { activeOrganizationId, authorize } from "../auth/access.ts";
+import { type EventDraft, eventInput, MAX_BATCH, toDraft } from "./eventInput.ts";
+
+/** Wakes the analysis pipeline on every instance; the payload's id is the organization. */
+export const ANALYSIS_TOPIC = "analysis:pending";
+
+export interface IngestTarget {
+  organizationId: string;
+  /** The member the events belong to: the signed-in user, or the API key's creator. */
+  userId: string | null;
+}
+
+/** Where events go: the named organization, else the active one; the caller must be allowed to create. */
+export async function ingestTarget(ctx: Context, organizationId: string | null | undefined): Promise<IngestTarget> {
+  const orgId = organizationId ?? (await activeOrganizationId(ctx));
+  await authorize(ctx, orgId, "create");
+  const principal = ctx.principal;
+  return {
+    organizationId: orgId,
+    userId: principal?.kind === "user" ? principal.userId : (principal?.createdById ?? null),
+  };
+}
+
+export function rowOf(target: IngestTarget, draft: EventDraft, uploadId?: string): Prisma.EventCreateManyInput {
+  return {
+    ...draft,
+    details: draft.details as Prisma.InputJsonObject,
+    organizationId: target.organizationId,
+    userId: target.userId,
+    uploadId,
+  };
+}
+
+/**
+ * Validates every event first and stores all of them or none. A client id seen before (in
+ * this organization) is skipped, so a retried batch stores nothing twice.
+ */
+export function validateEvents(inputs: readonly unknown[], pathPrefix = "events") {
+  const now = new Date();
+  const drafts: EventDraft[] = [];
+  const fieldErrors: { path: string; message: string }[] = [];
+  const seen = new Map<string, number>();
+  inputs.forEach((input, i) => {
+    const parsed = eventInput.safeParse(input);
+    if (!parsed.success) {
+      for (const issue of parsed.error.issues)
+        fieldErrors.push({ path: [pathPrefix, i, ...issue.path].join("."), message: issue.message });
+      return;
+    }
+    const draft = toDraft(parsed.data, now);
+    const id = draft.clientEventId;
+    if (id !== null) {
+      const first = seen.get(id);
+      if (first !== undefined) {
+        fieldErrors.push({
+          path: `${pathPrefix}.${i}.clientEventId`,
+          message: `repeats the id of ${pathPrefix}.${first}`,
+        });
+      } else seen.set(id, i);
+    }
+    drafts.push(draft);
+  });
+  return { drafts, fieldErrors };
+}
+
+export function invalidEvents(fieldErrors: { path: string; message: string }[]) {
+  const shown = fieldErrors.slice(0, 5).map((f) => `${f.path}: ${f.message}`);
+  const more = fieldErrors.length > 5 ? ` (and ${fieldErrors.length - 5} more)` : "";
+  return new ValidationError(`Invalid events, none stored: ${shown.join("; ")}${more}`, fieldErrors.slice(0, 200));
+}
+
+export async function recordBatch({
+  ctx,
+  organizationId,
+  events,
+}: {
+  ctx: Context;
+  organizationId?: string | null;
+  events: readonly unknown[];
+}) {
+  const target = await ingestTarget(ctx, organizationId);
+  if (events.length === 0 || events.length > MAX_BATCH) {
+    throw new ValidationError(`A batch holds 1 to ${MAX_BATCH} events; this one has ${events.length}.`, [
+      { path: "events", message: `must hold 1 to ${MAX_BATCH} events` },
+    ]);
+  }
+  const { drafts, fieldErrors } = validateEvents(events);
+  if (fieldErrors.length) throw invalidEvents(fieldErrors);
+  const { count } = await ctx.prisma.event.createMany({
+    data: drafts.map((d) => rowOf(target, d)),
+    skipDuplicates: true,
+  });
+  if (count > 0) notifyRecorded(ctx.pubsub, target.organizationId);
+  return {
+    organizationId: target.organizationId,
+    received: drafts.length,
+    stored: count,
+    duplicates: drafts.length - count,
+  };
+}
+
+/** One event; a client id seen before returns the event already stored. */
+export async function recordEvent({
+  ctx,
+  organizationId,
+  input,
+  uploadId,
+}: {
+  ctx: Context;
+  organizationId?: string | null;
+  input: unknown;
+  uploadId?: string;
+}) {
+  const target = await ingestTarget(ctx, organizationId);
+  const { drafts, fieldErrors } = validateEvents([input], "input");
+  if (fieldErrors.length) {
+    throw new ValidationError(
+      `Invalid event: ${fieldErrors.map((f) => `${f.path}: ${f.message}`).join("; ")}`,
+      fieldErrors.map((f) => ({ ...f, path: f.path.replace(/^input\.0\.?/, "input.") })),
+    );
+  }
+  const draft = drafts[0] as EventDraft;
+  try {
+    const event = await ctx.prisma.event.create({ data: rowOf(target, draft, uploadId), select: { id: true } });
+    notifyRecorded(ctx.pubsub, target.organizationId);
+    return event;
+  } catch (err) {
+    if (!uniqueViolation(err) || !draft.clientEventId) throw err;
+    return ctx.prisma.event.findUniqueOrThrow({
+      where: {
+        organizationId_clientEventId: { organizationId: target.organizationId, clientEventId: draft.clientEventId },
+      },
+      select: { id: true },
+    });
+  }
+}
+
+export function notifyRecorded(pubsub: PubSub, organizationId: string) {
+  pubsub.publish(ANALYSIS_TOPIC, "all", { id: organizationId, kind: "CREATED" });
+}

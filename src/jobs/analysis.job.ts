@@ -1,0 +1,92 @@
+// The analysis pipeline, in every instance. Durable because its queue is the events table
+// itself (analyzedAt null): after a crash or restart the next round finds the same work.
+// Fair because each round takes one chunk per user, oldest waiting first, so one
+// organization's flood is worked through alongside everyone else, never ahead of them.
+import type { AppDeps } from "../context.ts";
+import { ANALYSIS_TOPIC } from "../features/events/event.service.ts";
+import { analyseChunk } from "../features/patterns/analysis.service.ts";
+
+const GROUPS_PER_ROUND = 100;
+
+export interface AnalysisWorkerOptions {
+  /** Chunks analysed at once by this instance. */
+  concurrency: number;
+  /** How often to look for work nobody announced (a crash, a missed message). */
+  pollMs: number;
+  /** Called after a user's patterns changed. */
+  onAnalysed: (organizationId: string, userId: string) => void;
+}
+
+export interface AnalysisWorker {
+  stop(): Promise<void>;
+}
+
+export function startAnalysisWorker(
+  deps: Pick<AppDeps, "prisma" | "pubsub" | "logger">,
+  options: AnalysisWorkerOptions,
+) {
+  const { prisma, logger } = deps;
+  let stopped = false;
+  let running: Promise<void> | null = null;
+  let again = false;
+
+  async function round(): Promise<boolean> {
+    const groups = await prisma.event.groupBy({
+      by: ["organizationId", "userId"],
+      where: { analyzedAt: null },
+      _min: { receivedAt: true },
+      orderBy: { _min: { receivedAt: "asc" } },
+      take: GROUPS_PER_ROUND,
+    });
+    let more = groups.length === GROUPS_PER_ROUND;
+    const queue = [...groups];
+    const work = async () => {
+      for (let group = queue.shift(); group && !stopped; group = queue.shift()) {
+        const result = await analyseChunk(prisma, group.organizationId, group.userId);
+        // Locked elsewhere: that instance will finish it and announce nothing new; look again later.
+        if (result.more && result.locked) more = true;
+        if (result.analysed > 0 && group.userId) options.onAnalysed(group.organizationId, group.userId);
+      }
+    };
+    await Promise.all(Array.from({ length: options.concurrency }, work));
+    return more;
+  }
+
+  function kick(): Promise<void> {
+    if (stopped) return Promise.resolve();
+    if (running) {
+      again = true;
+      return running;
+    }
+    running = (async () => {
+      try {
+        do {
+          again = false;
+          if (await round()) again = true;
+        } while (again && !stopped);
+      } catch (err) {
+        logger.error({ err }, "analysis round failed; retrying at the next poll");
+      } finally {
+        running = null;
+      }
+    })();
+    return running;
+  }
+
+  const announcements = deps.pubsub.subscribe(ANALYSIS_TOPIC, "all");
+  (async () => {
+    for await (const _ of announcements) kick();
+  })().catch((err) => logger.error({ err }, "analysis announcements ended"));
+  const timer = setInterval(kick, options.pollMs);
+  timer.unref();
+  kick();
+
+  return {
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      await announcements.return?.();
+      await running;
+    },
+  } satisfies AnalysisWorker;
+}
