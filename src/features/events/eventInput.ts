@@ -41,7 +41,10 @@ const path = z
   .trim()
   .min(1, "must not be empty")
   .max(1024, "must be at most 1024 characters")
-  .refine((p) => !/[\u0000-\u001f\u007f]/.test(p), "must not contain control characters");
+  .refine(
+    (p) => ![...p].some((c) => c.charCodeAt(0) < 32 || c.charCodeAt(0) === 127),
+    "must not contain control characters",
+  );
 const tool = z
   .string()
   .trim()
