@@ -9,6 +9,7 @@ import { createHealth } from "./infra/health.ts";
 import { createLogger, type Logger } from "./infra/logger.ts";
 import { createMailer, type Mailer } from "./infra/mailer.ts";
 import { openRuntime, type Runtime } from "./infra/runtime.ts";
+import { createFileStorage } from "./infra/storage.ts";
 import { type AnalysisWorker, startAnalysisWorker } from "./jobs/analysis.job.ts";
 import { createSuggestionScheduler, type SuggestionScheduler } from "./jobs/suggestions.job.ts";
 import { createDownloadRoutes } from "./server/downloads.ts";
@@ -51,7 +52,13 @@ export function buildApp(config: Config, options: { logger?: Logger } = {}): App
     const shared = { config, logger, prisma: runtime.db.prisma, pubsub: runtime.pubsub };
     principals = createPrincipalResolver(shared);
     mailer = createMailer(config, logger);
-    const deps: AppDeps = { ...shared, locks: runtime.locks, mailer, principals };
+    const deps: AppDeps = {
+      ...shared,
+      locks: runtime.locks,
+      mailer,
+      principals,
+      storage: createFileStorage(config.uploadDir),
+    };
     const yoga = createYogaServer(deps);
     const health = createHealth({ raw: runtime.db.raw, redis: runtime.redis, isDraining: () => draining, logger });
     const healthRoutes = createHealthRoutes(health);

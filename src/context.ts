@@ -7,6 +7,7 @@ import type { LockService } from "./infra/lock.ts";
 import type { Logger } from "./infra/logger.ts";
 import type { Mailer } from "./infra/mailer.ts";
 import type { PubSub } from "./infra/pubsub.ts";
+import type { Storage } from "./infra/storage.ts";
 import { decodeId } from "./schema/globalId.ts";
 
 /** What lives as long as the process: shared by every request's context. */
@@ -18,6 +19,7 @@ export interface AppDeps {
   locks: LockService;
   mailer: Mailer;
   principals: PrincipalResolver;
+  storage: Storage;
 }
 
 /** What a mutation resolver tells the audit trail about the row it acted on. */

@@ -6,9 +6,18 @@ import type { Redis } from "ioredis";
 
 export type ChangeKind = "CREATED" | "UPDATED" | "DELETED";
 
-/** Channels are per organization; payloads carry ids and a change kind, never rows. */
+/**
+ * Channels are per organization; payloads carry ids and a change kind, never rows (plus, for
+ * progress that is not stored anywhere, a few numbers).
+ */
+export interface ChangePayload {
+  id: string;
+  kind: ChangeKind;
+  data?: Record<string, string | number | null>;
+}
+
 export interface Channels {
-  [topic: string]: [organizationId: string, payload: { id: string; kind: ChangeKind }];
+  [topic: string]: [organizationId: string, payload: ChangePayload];
 }
 
 export type PubSub = ReturnType<typeof createPubSub<Channels>>;

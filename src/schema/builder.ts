@@ -62,17 +62,23 @@ export const builder = new SchemaBuilder<{
 
 builder.addScalarType("DateTime", DateTimeResolver);
 builder.addScalarType("JSONObject", JSONObjectResolver);
-builder.addScalarType("SafeInt", SafeIntResolver);
+// Byte counts are BigInt columns; every value the API stores fits in 2^53.
+builder.addScalarType("SafeInt", SafeIntResolver, {
+  serialize: (value) => SafeIntResolver.serialize(typeof value === "bigint" ? Number(value) : value),
+});
 // Multipart uploads (the GraphQL multipart request spec): Yoga puts a WHATWG File in the variables.
 builder.scalarType("File", {
   description: "A file sent as part of a multipart request.",
   serialize: () => {
     throw new Error("File is an input-only scalar.");
   },
+  // Yoga's File is its fetch ponyfill's, not the global class: recognised by shape.
   parseValue: (value) => {
-    if (value instanceof Blob) return value as File;
+    const file = value as Partial<File> | null;
+    if (file && typeof file.stream === "function" && typeof file.name === "string") return value as File;
     throw new TypeError("Expected a file sent as a multipart upload.");
   },
 });
 builder.queryType({});
 builder.mutationType({});
+builder.subscriptionType({});

@@ -4,7 +4,9 @@
 import { GraphQLError } from "graphql";
 import { AppError, UnauthenticatedError } from "../errors.ts";
 
-const HTTP_STATUS: Record<string, number> = { UNAUTHENTICATED: 401 };
+const HTTP_STATUS: Record<string, number> = { UNAUTHENTICATED: 401, PAYLOAD_TOO_LARGE: 413 };
+// Yoga's multipart parser names a too-large file its own way; one code for one condition.
+const RENAMED_CODES: Record<string, string> = { REQUEST_ENTITY_TOO_LARGE: "PAYLOAD_TOO_LARGE" };
 
 export function toGraphQLError(error: unknown): GraphQLError {
   const original = error instanceof GraphQLError ? (error.originalError ?? error) : error;
@@ -22,6 +24,8 @@ export function toGraphQLError(error: unknown): GraphQLError {
   }
   if (error instanceof GraphQLError && !error.originalError) {
     // Parse and validation errors: the client's mistake, already worded for it.
+    const renamed = RENAMED_CODES[String(error.extensions.code)];
+    if (renamed) return withCode(error, renamed);
     if (error.extensions.code) return error;
     return withCode(
       error,

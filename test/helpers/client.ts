@@ -60,3 +60,27 @@ export function wsRequest<T = Record<string, unknown>>(
     );
   });
 }
+
+/** A GraphQL multipart request (the spec Yoga implements): one file in variable `path`. */
+export async function gqlUpload<T = Record<string, unknown>>(
+  url: string,
+  query: string,
+  variables: Record<string, unknown>,
+  file: { path: string; name: string; content: string | Uint8Array; type?: string },
+  options: { token?: string } = {},
+): Promise<GraphQLResponse<T>> {
+  const form = new FormData();
+  form.set("operations", JSON.stringify({ query, variables }));
+  form.set("map", JSON.stringify({ 0: [`variables.${file.path}`] }));
+  form.set("0", new Blob([file.content as BlobPart], { type: file.type ?? "text/plain" }), file.name);
+  const response = await fetch(url, {
+    method: "POST",
+    headers: {
+      accept: "application/graphql-response+json",
+      ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
+    },
+    body: form,
+  });
+  const body = (await response.json()) as Omit<GraphQLResponse<T>, "status" | "headers">;
+  return { status: response.status, headers: response.headers, ...body };
+}

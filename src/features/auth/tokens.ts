@@ -114,10 +114,13 @@ function verifyUncached(token: string, jwtConfig: Config["jwt"]): AccessClaims &
 const DOWNLOAD_TTL_SECONDS = 300;
 
 /** A short-lived, single-purpose token for a download link a browser can follow. */
-export function signDownloadToken(claims: AccessClaims & { purpose: string }, jwtConfig: Config["jwt"]) {
+export function signDownloadToken(
+  claims: AccessClaims & { purpose: string; params?: Record<string, unknown> },
+  jwtConfig: Config["jwt"],
+) {
   const key = jwtConfig.keys[0];
   if (!key) throw new Error("no JWT signing key configured");
-  const token = jwt.sign({ sid: claims.sid, purpose: claims.purpose }, keyObject(key), {
+  const token = jwt.sign({ sid: claims.sid, purpose: claims.purpose, params: claims.params }, keyObject(key), {
     algorithm: ALGORITHM,
     keyid: key.kid,
     subject: claims.sub,
@@ -128,7 +131,12 @@ export function signDownloadToken(claims: AccessClaims & { purpose: string }, jw
   return { token, expiresAt: new Date(Date.now() + DOWNLOAD_TTL_SECONDS * 1000) };
 }
 
-export function verifyDownloadToken(token: string, purpose: string, jwtConfig: Config["jwt"]): AccessClaims {
+/** The claims, and the parameters the link was signed with (what to export). */
+export function verifyDownloadToken(
+  token: string,
+  purpose: string,
+  jwtConfig: Config["jwt"],
+): AccessClaims & { params: Record<string, unknown> } {
   const decoded = jwt.decode(token, { complete: true });
   const key = jwtConfig.keys.find((k) => k.kid === decoded?.header.kid);
   if (!decoded || decoded.header.alg !== ALGORITHM || !key) {
@@ -142,7 +150,7 @@ export function verifyDownloadToken(token: string, purpose: string, jwtConfig: C
     }) as jwt.JwtPayload;
     if (payload.purpose !== purpose || !payload.sub || typeof payload.sid !== "string")
       throw new Error("wrong purpose");
-    return { sub: payload.sub, sid: payload.sid };
+    return { sub: payload.sub, sid: payload.sid, params: (payload.params as Record<string, unknown>) ?? {} };
   } catch (err) {
     if (err instanceof jwt.TokenExpiredError)
       throw new UnauthenticatedError("TOKEN_EXPIRED", "The download link has expired.");

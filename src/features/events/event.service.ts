@@ -7,6 +7,7 @@ import { uniqueViolation } from "../../infra/dbErrors.ts";
 import type { PubSub } from "../../infra/pubsub.ts";
 import { activeOrganizationId, authorize } from "../auth/access.ts";
 import { type EventDraft, eventInput, MAX_BATCH, toDraft } from "./eventInput.ts";
+import { actingUserId } from "./visibility.ts";
 
 /** Wakes the analysis pipeline on every instance; the payload's id is the organization. */
 export const ANALYSIS_TOPIC = "analysis:pending";
@@ -15,16 +16,22 @@ export interface IngestTarget {
   organizationId: string;
   /** The member the events belong to: the signed-in user, or the API key's creator. */
   userId: string | null;
+  /** The organization's retention: nothing older is accepted. */
+  oldest: Date;
 }
 
 /** Where events go: the named organization, else the active one; the caller must be allowed to create. */
 export async function ingestTarget(ctx: Context, organizationId: string | null | undefined): Promise<IngestTarget> {
   const orgId = organizationId ?? (await activeOrganizationId(ctx));
   await authorize(ctx, orgId, "create");
-  const principal = ctx.principal;
+  const org = await ctx.prisma.organization.findUniqueOrThrow({
+    where: { id: orgId },
+    select: { eventRetentionDays: true },
+  });
   return {
     organizationId: orgId,
-    userId: principal?.kind === "user" ? principal.userId : (principal?.createdById ?? null),
+    userId: actingUserId(ctx),
+    oldest: new Date(Date.now() - org.eventRetentionDays * 86_400_000),
   };
 }
 
@@ -38,39 +45,52 @@ export function rowOf(target: IngestTarget, draft: EventDraft, uploadId?: string
   };
 }
 
+export interface FieldError {
+  path: string;
+  message: string;
+}
+
 /**
- * Validates every event first and stores all of them or none. A client id seen before (in
- * this organization) is skipped, so a retried batch stores nothing twice.
+ * Validates events against the rules and the organization's retention (an event older than
+ * it would be deleted by the next cleanup, and could no longer be counted exactly). `seen`
+ * spans calls, so an import's client ids are unique across the whole file.
  */
-export function validateEvents(inputs: readonly unknown[], pathPrefix = "events") {
+export function validateEvents(
+  inputs: readonly unknown[],
+  options: { oldest: Date; pathOf: (i: number) => string; seen?: Map<string, string> },
+) {
   const now = new Date();
+  const seen = options.seen ?? new Map<string, string>();
   const drafts: EventDraft[] = [];
-  const fieldErrors: { path: string; message: string }[] = [];
-  const seen = new Map<string, number>();
+  const fieldErrors: FieldError[] = [];
   inputs.forEach((input, i) => {
+    const at = options.pathOf(i);
     const parsed = eventInput.safeParse(input);
     if (!parsed.success) {
       for (const issue of parsed.error.issues)
-        fieldErrors.push({ path: [pathPrefix, i, ...issue.path].join("."), message: issue.message });
+        fieldErrors.push({ path: [at, ...issue.path].join("."), message: issue.message });
       return;
     }
     const draft = toDraft(parsed.data, now);
+    if (draft.occurredAt < options.oldest) {
+      fieldErrors.push({
+        path: `${at}.occurredAt`,
+        message: `is older than the organization's retention (${options.oldest.toISOString()})`,
+      });
+      return;
+    }
     const id = draft.clientEventId;
     if (id !== null) {
       const first = seen.get(id);
-      if (first !== undefined) {
-        fieldErrors.push({
-          path: `${pathPrefix}.${i}.clientEventId`,
-          message: `repeats the id of ${pathPrefix}.${first}`,
-        });
-      } else seen.set(id, i);
+      if (first !== undefined) fieldErrors.push({ path: `${at}.clientEventId`, message: `repeats the id of ${first}` });
+      else seen.set(id, at);
     }
     drafts.push(draft);
   });
   return { drafts, fieldErrors };
 }
 
-export function invalidEvents(fieldErrors: { path: string; message: string }[]) {
+export function invalidEvents(fieldErrors: FieldError[]) {
   const shown = fieldErrors.slice(0, 5).map((f) => `${f.path}: ${f.message}`);
   const more = fieldErrors.length > 5 ? ` (and ${fieldErrors.length - 5} more)` : "";
   return new ValidationError(`Invalid events, none stored: ${shown.join("; ")}${more}`, fieldErrors.slice(0, 200));
@@ -91,7 +111,7 @@ export async function recordBatch({
       { path: "events", message: `must hold 1 to ${MAX_BATCH} events` },
     ]);
   }
-  const { drafts, fieldErrors } = validateEvents(events);
+  const { drafts, fieldErrors } = validateEvents(events, { oldest: target.oldest, pathOf: (i) => `events.${i}` });
   if (fieldErrors.length) throw invalidEvents(fieldErrors);
   const { count } = await ctx.prisma.event.createMany({
     data: drafts.map((d) => rowOf(target, d)),
@@ -119,11 +139,11 @@ export async function recordEvent({
   uploadId?: string;
 }) {
   const target = await ingestTarget(ctx, organizationId);
-  const { drafts, fieldErrors } = validateEvents([input], "input");
+  const { drafts, fieldErrors } = validateEvents([input], { oldest: target.oldest, pathOf: () => "event" });
   if (fieldErrors.length) {
     throw new ValidationError(
       `Invalid event: ${fieldErrors.map((f) => `${f.path}: ${f.message}`).join("; ")}`,
-      fieldErrors.map((f) => ({ ...f, path: f.path.replace(/^input\.0\.?/, "input.") })),
+      fieldErrors,
     );
   }
   const draft = drafts[0] as EventDraft;

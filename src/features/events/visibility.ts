@@ -21,3 +21,9 @@ export function visibleAnalytics(ctx: Context) {
     ],
   };
 }
+
+/** The user whose analytics a request acts on: the signed-in user, or an API key's creator. */
+export function actingUserId(ctx: Pick<Context, "principal">): string | null {
+  const p = ctx.principal;
+  return p?.kind === "user" ? p.userId : (p?.createdById ?? null);
+}

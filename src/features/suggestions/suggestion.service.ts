@@ -7,6 +7,7 @@ import type { Prisma, PrismaClient } from "../../generated/prisma/client.ts";
 import { uniqueViolation } from "../../infra/dbErrors.ts";
 import type { PubSub } from "../../infra/pubsub.ts";
 import { activeOrganizationId, authorize } from "../auth/access.ts";
+import { actingUserId } from "../events/visibility.ts";
 import { analyseUserNow } from "../patterns/analysis.service.ts";
 import { draftWorkflowFor } from "./draftWorkflow.ts";
 import { buildSuggestions, type SuggestionDraft } from "./rules.ts";
@@ -79,12 +80,6 @@ export async function generateNow({ ctx, organizationId }: { ctx: Context; organ
   await analyseUserNow(ctx.prisma, orgId, userId);
   await generateSuggestions(ctx, orgId, userId);
   return { organizationId: orgId, userId };
-}
-
-/** The user whose analytics a request acts on: the signed-in user, or an API key's creator. */
-export function actingUserId(ctx: Context): string | null {
-  const p = ctx.principal;
-  return p?.kind === "user" ? p.userId : (p?.createdById ?? null);
 }
 
 /** A suggestion the caller may act on: their own. Another's they can see is FORBIDDEN; else NOT_FOUND. */
