@@ -140,7 +140,7 @@ describe("event imports", () => {
     ];
     const r = await importFile(user, "events.jsonl", lines.join("\n"));
     expect(errorCode(r)).toBe("IMPORT_INVALID");
-    const paths = (r.errors?.[0]?.extensions?.fieldErrors as { path: string }[]).map((e) => e.path);
+    const paths = ((r.errors?.[0]?.extensions?.fieldErrors ?? []) as { path: string }[]).map((e) => e.path);
     expect(paths).toEqual(["line 2", "line 3.filePath", "line 5.kind", "line 6.clientEventId", "line 7.occurredAt"]);
     expect(await eventCount(user)).toBe(0);
 
