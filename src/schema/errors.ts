@@ -22,6 +22,11 @@ export function toGraphQLError(error: unknown): GraphQLError {
       },
     });
   }
+  // Variables that do not fit their types (a bad enum value, a malformed id or file) are the
+  // caller's input, like any other invalid input.
+  if (error instanceof GraphQLError && /^Variable "\$[^"]+" got invalid value/.test(error.message)) {
+    return withCode(error, "BAD_USER_INPUT");
+  }
   if (error instanceof GraphQLError && !error.originalError) {
     // Parse and validation errors: the client's mistake, already worded for it.
     const renamed = RENAMED_CODES[String(error.extensions.code)];

@@ -1,37 +1,82 @@
-// GET /downloads/export: the signed-in user's data as a ZIP. Authenticated by the short-lived
-// link from the viewerDataExport mutation (for browsers) or an Authorization header.
+// GET /downloads/*: files a browser fetches by following a short-lived signed link (a
+// mutation hands it out), since a link cannot carry an Authorization header.
+//   /downloads/export     the signed-in user's data as a ZIP (a header works too)
+//   /downloads/analytics  events or patterns of an organization as CSV or JSON
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { AppDeps } from "../context.ts";
+import { type AppDeps, buildContext } from "../context.ts";
 import { AppError } from "../errors.ts";
+import type { Principal } from "../features/auth/principal.ts";
 import { verifyDownloadToken } from "../features/auth/tokens.ts";
+import { checkExport, type ExportParams, writeExport } from "../features/events/eventExport.ts";
 import { writeUserExport } from "../features/users/export.ts";
 
 export const EXPORT_PATH = "/downloads/export";
+export const ANALYTICS_PATH = "/downloads/analytics";
 
 export function createDownloadRoutes(deps: AppDeps) {
+  /** The signed-in user the link (or the header) speaks for, and what it was signed for. */
+  async function who(req: IncomingMessage, url: URL, purpose: string, headerAllowed: boolean) {
+    const token = url.searchParams.get("token");
+    if (!token && !headerAllowed) return null;
+    if (token) {
+      const claims = verifyDownloadToken(token, purpose, deps.config.jwt);
+      return { principal: await deps.principals.forClaims(claims), params: claims.params };
+    }
+    return { principal: await deps.principals.resolve(req.headers.authorization, undefined), params: {} };
+  }
+
   return async function handle(req: IncomingMessage, res: ServerResponse, requestId: string) {
     const url = new URL(req.url ?? "/", "http://localhost");
-    if (url.pathname !== EXPORT_PATH) return fail(res, 404, "NOT_FOUND", "Not found.", requestId);
+    const route = url.pathname === EXPORT_PATH ? "export" : url.pathname === ANALYTICS_PATH ? "analytics" : null;
+    if (!route) return fail(res, 404, "NOT_FOUND", "Not found.", requestId);
     if (req.method !== "GET") return fail(res, 405, "METHOD_NOT_ALLOWED", "Use GET.", requestId);
-    let userId: string;
+    let caller: { principal: Principal | null; params: Record<string, unknown> } | null;
     try {
-      const token = url.searchParams.get("token");
-      const principal = token
-        ? await deps.principals.forClaims(verifyDownloadToken(token, "export", deps.config.jwt))
-        : await deps.principals.resolve(req.headers.authorization, undefined);
-      if (principal?.kind !== "user")
-        return fail(res, 401, "UNAUTHENTICATED", "Sign in to download your data.", requestId);
-      userId = principal.userId;
+      caller = await who(req, url, route, route === "export");
     } catch (err) {
       if (err instanceof AppError) return fail(res, 401, err.code, err.message, requestId);
       throw err;
     }
+    const principal = caller?.principal;
+    if (principal?.kind !== "user") return fail(res, 401, "UNAUTHENTICATED", "Sign in to download this.", requestId);
+    const day = new Date().toISOString().slice(0, 10);
+
+    if (route === "export") {
+      res.writeHead(200, {
+        "content-type": "application/zip",
+        "content-disposition": `attachment; filename="floyo-export-${day}.zip"`,
+        "cache-control": "no-store",
+      });
+      return writeUserExport(deps.prisma, principal.userId, res);
+    }
+
+    const params = caller?.params as unknown as ExportParams;
+    const ctx = {
+      ...(await buildContext(deps, {
+        requestId,
+        ip: req.socket.remoteAddress ?? null,
+        userAgent: req.headers["user-agent"] ?? null,
+        authorization: null,
+        apiKey: null,
+        organization: null,
+      })),
+      principal,
+    };
+    try {
+      // Checked again now: the link outlives a membership that ended after it was made.
+      await checkExport(ctx, params);
+    } catch (err) {
+      if (err instanceof AppError)
+        return fail(res, err.code === "NOT_FOUND" ? 404 : 403, err.code, err.message, requestId);
+      throw err;
+    }
+    const csv = params.format === "CSV";
     res.writeHead(200, {
-      "content-type": "application/zip",
-      "content-disposition": `attachment; filename="floyo-export-${new Date().toISOString().slice(0, 10)}.zip"`,
+      "content-type": csv ? "text/csv; charset=utf-8" : "application/json; charset=utf-8",
+      "content-disposition": `attachment; filename="floyo-${params.dataset.toLowerCase()}-${day}.${csv ? "csv" : "json"}"`,
       "cache-control": "no-store",
     });
-    await writeUserExport(deps.prisma, userId, res);
+    await writeExport(ctx, params, res);
   };
 }
 

@@ -18,6 +18,8 @@ const SECRET_KEY = /pass(word)?|secret|token|^key$|apiKey|authorization/i;
 export function redact(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(redact);
   if (value instanceof Date) return value.toISOString();
+  // PostgreSQL's jsonb cannot hold U+0000: a refused input containing one must still be logged.
+  if (typeof value === "string") return value.replaceAll("\u0000", "\uFFFD");
   if (value && typeof value === "object") {
     return Object.fromEntries(
       Object.entries(value).map(([k, v]) => [k, SECRET_KEY.test(k) ? "[redacted]" : redact(v)]),

@@ -1,4 +1,3 @@
-import type { Prisma } from "../../generated/prisma/client.ts";
 import { builder } from "../../schema/builder.ts";
 import { decodeId } from "../../schema/globalId.ts";
 import { orderOf, SortDirectionRef } from "../../schema/sort.ts";
@@ -6,7 +5,8 @@ import { noteAudit } from "../audit/audit.ts";
 import { OrganizationRef, orgPermission } from "../organizations/organization.schema.ts";
 import { UserRef } from "../users/user.schema.ts";
 import { recordBatch, recordEvent } from "./event.service.ts";
-import { EVENT_KINDS, eventTypeOf, kindOf, MAX_BATCH } from "./eventInput.ts";
+import { eventWhere } from "./eventFilter.ts";
+import { EVENT_KINDS, kindOf, MAX_BATCH } from "./eventInput.ts";
 import { visibleAnalytics } from "./visibility.ts";
 
 export const EventKindRef = builder.enumType("EventKind", {
@@ -123,39 +123,6 @@ const EventOrder = builder.inputType("EventOrder", {
     direction: t.field({ type: SortDirectionRef, required: false, defaultValue: "DESC" }),
   }),
 });
-
-export function eventWhere(filter: typeof EventFilterRef.$inferInput | null | undefined): Prisma.EventWhereInput {
-  if (!filter) return {};
-  const types = filter.kinds?.map((k) => (k === "CUSTOM" ? null : eventTypeOf(k))).filter((k) => k !== null);
-  const search = filter.search?.trim();
-  return {
-    AND: [
-      filter.kinds
-        ? {
-            OR: [
-              ...(types?.length ? [{ eventType: { in: types } }] : []),
-              ...(filter.kinds.includes("CUSTOM") ? [{ eventType: { startsWith: "custom:" } }] : []),
-            ],
-          }
-        : {},
-      filter.customType ? { eventType: eventTypeOf("CUSTOM", filter.customType) } : {},
-      filter.tool ? { tool: filter.tool.toLowerCase() } : {},
-      filter.extension ? { fileExtension: filter.extension.toLowerCase() } : {},
-      filter.userId ? { userId: decodeId(String(filter.userId), "User").id } : {},
-      filter.since || filter.until
-        ? { occurredAt: { gte: filter.since ?? undefined, lt: filter.until ?? undefined } }
-        : {},
-      search
-        ? {
-            OR: [
-              { filePath: { contains: search, mode: "insensitive" as const } },
-              { operation: { contains: search, mode: "insensitive" as const } },
-            ],
-          }
-        : {},
-    ],
-  };
-}
 
 builder.prismaObjectField(OrganizationRef, "events", (t) =>
   t.relatedConnection("events", {

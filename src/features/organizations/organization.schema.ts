@@ -58,6 +58,9 @@ export const OrganizationRef = builder.prismaNode("Organization", {
     slug: t.exposeString("slug"),
     description: t.exposeString("description", { nullable: true }),
     tier: t.expose("tier", { type: OrganizationTierRef }),
+    eventRetentionDays: t.exposeInt("eventRetentionDays", {
+      description: "Events older than this many days are deleted, with patterns last seen before then.",
+    }),
     personal: t.boolean({
       description: "The organization created for a user at registration.",
       select: { personalForUserId: true },
@@ -157,6 +160,7 @@ const OrganizationUpdateInput = builder.inputType("OrganizationUpdateInput", {
     id: t.id({ required: true }),
     name: t.string({ required: false }),
     description: t.string({ required: false }),
+    eventRetentionDays: t.int({ required: false, description: "1 to 3650: events older than this are deleted." }),
   }),
 });
 const InviteInput = builder.inputType("OrganizationInviteInput", {

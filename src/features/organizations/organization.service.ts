@@ -38,8 +38,18 @@ export async function createOrganization({ ctx, input }: { ctx: Context; input: 
 
 export async function updateOrganization({ ctx, id, input }: { ctx: Context; id: string; input: unknown }) {
   await authorize(ctx, id, "organization:update");
-  const data = parseInput(z.object({ name: name.optional(), description }), input);
-  return ctx.prisma.organization.update({ where: { id }, data });
+  const data = parseInput(
+    z.object({
+      name: name.optional(),
+      description,
+      eventRetentionDays: z.number().int().min(1).max(3650).nullish(),
+    }),
+    input,
+  );
+  return ctx.prisma.organization.update({
+    where: { id },
+    data: { ...data, eventRetentionDays: data.eventRetentionDays ?? undefined },
+  });
 }
 
 export async function deleteOrganization({ ctx, id }: { ctx: Context; id: string }) {

@@ -3,6 +3,7 @@ import { builder } from "../../schema/builder.ts";
 import { decodeId } from "../../schema/globalId.ts";
 import { orderOf, SortDirectionRef } from "../../schema/sort.ts";
 import { noteAudit } from "../audit/audit.ts";
+import { authorize } from "../auth/access.ts";
 import { visibleAnalytics } from "../events/visibility.ts";
 import { OrganizationRef, orgPermission } from "../organizations/organization.schema.ts";
 import { UserRef } from "../users/user.schema.ts";
@@ -12,6 +13,7 @@ import {
   bookmarkSuggestion,
   dismissSuggestion,
   generateNow,
+  SUGGESTION_TOPIC,
   viewSuggestion,
 } from "./suggestion.service.ts";
 
@@ -179,3 +181,21 @@ builder.mutationFields((t) => ({
     },
   }),
 }));
+
+builder.subscriptionField("suggestionCreated", (t) =>
+  t.prismaField({
+    type: SuggestionRef,
+    authScopes: { authenticated: true },
+    description: "New suggestions in an organization that you may see, as the engine makes them.",
+    args: { organizationId: t.arg.id({ required: true }) },
+    subscribe: async function* (_root, args, ctx) {
+      const id = decodeId(String(args.organizationId), "Organization").id;
+      await authorize(ctx, id, "read");
+      for await (const event of ctx.pubsub.subscribe(SUGGESTION_TOPIC, id)) {
+        if (await ctx.prisma.suggestion.count({ where: { id: event.id, ...visibleAnalytics(ctx) } })) yield event;
+      }
+    },
+    resolve: (query, event, _args, ctx) =>
+      ctx.prisma.suggestion.findUniqueOrThrow({ ...query, where: { id: (event as { id: string }).id } }),
+  }),
+);

@@ -25,6 +25,9 @@ const COLUMNS = new Set([
   "occurredAt",
 ]);
 
+/** Columns an export writes that an import does not need: read and ignored, so exports import as they are. */
+const IGNORED = new Set(["id", "fileExtension", "receivedAt", "userId"]);
+
 /** Text chunks of a UTF-8 stream; a byte sequence that is not UTF-8, or a NUL, makes it unreadable. */
 async function* text(stream: Readable): AsyncGenerator<string> {
   const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
@@ -81,7 +84,7 @@ function toInput(header: string[], cells: string[]): Record<string, unknown> | s
   for (let i = 0; i < header.length; i++) {
     const column = header[i] as string;
     const cell = cells[i] as string;
-    if (cell === "") continue;
+    if (cell === "" || IGNORED.has(column)) continue;
     if (column === "sizeBytes") value[column] = /^\d+$/.test(cell) ? Number(cell) : cell;
     else if (column === "inputs" || column === "outputs") value[column] = cell.split(";").map((p) => p.trim());
     else if (column === "details") {
@@ -100,7 +103,7 @@ async function* csvRecords(stream: Readable): AsyncGenerator<ImportRecord> {
   for await (const { line, cells } of csvRows(stream)) {
     if (!header) {
       header = cells.map((c) => c.trim());
-      const unknown = header.filter((c) => !COLUMNS.has(c));
+      const unknown = header.filter((c) => !COLUMNS.has(c) && !IGNORED.has(c));
       if (unknown.length)
         throw new UnreadableFileError(
           `Unknown CSV column(s): ${unknown.join(", ")}. Columns: ${[...COLUMNS].join(", ")}.`,

@@ -1,0 +1,146 @@
+// Events or patterns as CSV or JSON, streamed page by page to the response: a large export
+// never sits in memory. The CSV columns of events are the ones an import reads, so an
+// export can be imported elsewhere as it is.
+import type { Writable } from "node:stream";
+import type { Context } from "../../context.ts";
+import type { Prisma } from "../../generated/prisma/client.ts";
+import { encodeId } from "../../schema/globalId.ts";
+import { authorize } from "../auth/access.ts";
+import { eventWhere } from "./eventFilter.ts";
+import { kindOf } from "./eventInput.ts";
+import { visibleAnalytics } from "./visibility.ts";
+
+export type ExportFormat = "CSV" | "JSON";
+export type ExportDataset = "EVENTS" | "PATTERNS";
+
+export interface ExportParams {
+  organizationId: string;
+  dataset: ExportDataset;
+  format: ExportFormat;
+  filter?: Record<string, unknown> | null;
+}
+
+const PAGE = 1000;
+
+type Row = Record<string, string | number | null | string[] | Record<string, unknown>>;
+
+function eventRow(e: Prisma.EventGetPayload<object>): Row {
+  const kind = kindOf(e.eventType);
+  return {
+    id: encodeId("Event", e.id),
+    clientEventId: e.clientEventId,
+    kind,
+    customType: kind === "CUSTOM" ? e.eventType.slice("custom:".length) : null,
+    filePath: e.filePath,
+    fileExtension: e.fileExtension,
+    previousPath: e.previousPath,
+    tool: e.tool,
+    operation: e.operation,
+    sizeBytes: e.sizeBytes === null ? null : Number(e.sizeBytes),
+    interpreter: e.interpreter,
+    inputs: e.inputPaths,
+    outputs: e.outputPaths,
+    details: e.details as Record<string, unknown>,
+    occurredAt: e.occurredAt.toISOString(),
+    receivedAt: e.receivedAt.toISOString(),
+    userId: e.userId && encodeId("User", e.userId),
+  };
+}
+
+function patternRow(p: Prisma.PatternGetPayload<object>): Row {
+  return {
+    id: encodeId("Pattern", p.id),
+    fileExtension: p.fileExtension,
+    count: p.count,
+    lastUsedAt: p.lastUsedAt.toISOString(),
+    tools: p.tools,
+    recentPaths: p.recentPaths,
+    userId: encodeId("User", p.userId),
+  };
+}
+
+function csvCell(value: Row[string]): string {
+  if (value === null) return "";
+  const text = Array.isArray(value)
+    ? value.join(";")
+    : typeof value === "object"
+      ? JSON.stringify(value)
+      : String(value);
+  return /[",\r\n]|^\s|\s$/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+}
+
+/** Pages through the rows by id; `write` waits for the socket when it is full (backpressure). */
+async function* pages(ctx: Context, params: ExportParams): AsyncGenerator<Row[]> {
+  let cursor: string | undefined;
+  for (;;) {
+    const page =
+      params.dataset === "EVENTS"
+        ? (
+            await ctx.prisma.event.findMany({
+              where: {
+                AND: [{ organizationId: params.organizationId }, visibleAnalytics(ctx), eventWhere(params.filter)],
+              },
+              orderBy: { id: "asc" },
+              take: PAGE,
+              ...(cursor ? { cursor: { id: cursor }, skip: 1 } : {}),
+            })
+          ).map((e) => ({ key: e.id, row: eventRow(e) }))
+        : (
+            await ctx.prisma.pattern.findMany({
+              where: { AND: [{ organizationId: params.organizationId }, visibleAnalytics(ctx)] },
+              orderBy: { id: "asc" },
+              take: PAGE,
+              ...(cursor ? { cursor: { id: cursor }, skip: 1 } : {}),
+            })
+          ).map((p) => ({ key: p.id, row: patternRow(p) }));
+    if (page.length === 0) return;
+    yield page.map((p) => p.row);
+    cursor = page.at(-1)?.key;
+    if (page.length < PAGE) return;
+  }
+}
+
+export async function checkExport(ctx: Context, params: ExportParams) {
+  await authorize(ctx, params.organizationId, "read");
+}
+
+const COLUMNS: Record<ExportDataset, string[]> = {
+  EVENTS: [
+    "id",
+    "clientEventId",
+    "kind",
+    "customType",
+    "filePath",
+    "fileExtension",
+    "previousPath",
+    "tool",
+    "operation",
+    "sizeBytes",
+    "interpreter",
+    "inputs",
+    "outputs",
+    "details",
+    "occurredAt",
+    "receivedAt",
+    "userId",
+  ],
+  PATTERNS: ["id", "fileExtension", "count", "lastUsedAt", "tools", "recentPaths", "userId"],
+};
+
+export async function writeExport(ctx: Context, params: ExportParams, out: Writable) {
+  const write = (chunk: string) =>
+    out.write(chunk) ? Promise.resolve() : new Promise<void>((resolve) => out.once("drain", () => resolve()));
+  const columns = COLUMNS[params.dataset];
+  let first = true;
+  await write(params.format === "JSON" ? "[" : `${columns.join(",")}\r\n`);
+  for await (const rows of pages(ctx, params)) {
+    if (params.format === "CSV") {
+      await write(rows.map((r) => `${columns.map((c) => csvCell(r[c] ?? null)).join(",")}\r\n`).join(""));
+    } else {
+      await write(`${first ? "" : ","}\n${rows.map((r) => JSON.stringify(r)).join(",\n")}`);
+    }
+    first = false;
+  }
+  if (params.format === "JSON") await write("\n]\n");
+  out.end();
+}
