@@ -2,7 +2,7 @@
 // keys, tenant isolation, who sees whose events, the events connection, insights, exports,
 // and retention.
 import { describe, expect, it } from "vitest";
-import { addMember, errorCode } from "./helpers/api.ts";
+import { addMember, errorCode, fieldErrorPaths } from "./helpers/api.ts";
 import { gql, gqlUpload } from "./helpers/client.ts";
 import { type EventInput, recordBatch, scenario } from "./helpers/events.ts";
 import { createUser, type TestUser } from "./helpers/factories.ts";
@@ -96,7 +96,7 @@ describe("recording events", () => {
     for (const [event, path] of bad) {
       const r = await gql(suite.url, RECORD, { token: alice.token, variables: { input: { event } } });
       expect(errorCode(r), JSON.stringify(event).slice(0, 80)).toBe("BAD_USER_INPUT");
-      expect((r.errors?.[0]?.extensions?.fieldErrors as { path: string }[])[0]?.path).toBe(path);
+      expect(fieldErrorPaths(r)[0]).toBe(path);
     }
     expect((await events(alice, alice.org.id)).data?.node?.events.totalCount).toBe(0);
   });
@@ -120,10 +120,7 @@ describe("recording events", () => {
       { token: alice.token, variables: { input: { events: repeated } } },
     );
     expect(errorCode(r)).toBe("BAD_USER_INPUT");
-    expect((r.errors?.[0]?.extensions?.fieldErrors as { path: string }[]).map((e) => e.path)).toEqual([
-      "events.6.clientEventId",
-      "events.7.filePath",
-    ]);
+    expect(fieldErrorPaths(r)).toEqual(["events.6.clientEventId", "events.7.filePath"]);
 
     const tooMany = Array.from({ length: 1001 }, (_, i) => ({
       kind: "TOOL_USED",

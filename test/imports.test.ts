@@ -2,7 +2,7 @@
 // nothing, with progress published while they run; plain uploads recorded as events.
 import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { errorCode } from "./helpers/api.ts";
+import { errorCode, fieldErrorPaths } from "./helpers/api.ts";
 import { gql, gqlUpload, wsClient } from "./helpers/client.ts";
 import { createUser, type TestUser } from "./helpers/factories.ts";
 import { startServer, type TestServer } from "./helpers/server.ts";
@@ -140,7 +140,7 @@ describe("event imports", () => {
     ];
     const r = await importFile(user, "events.jsonl", lines.join("\n"));
     expect(errorCode(r)).toBe("IMPORT_INVALID");
-    const paths = ((r.errors?.[0]?.extensions?.fieldErrors ?? []) as { path: string }[]).map((e) => e.path);
+    const paths = fieldErrorPaths(r);
     expect(paths).toEqual(["line 2", "line 3.filePath", "line 5.kind", "line 6.clientEventId", "line 7.occurredAt"]);
     expect(await eventCount(user)).toBe(0);
 

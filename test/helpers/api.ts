@@ -54,3 +54,8 @@ export async function verifyEmail(url: string, mail: MailCatcher, email: string)
   });
   if (verified.errors) throw new Error(JSON.stringify(verified.errors));
 }
+
+/** The input paths a BAD_USER_INPUT-style error names, in order. */
+export function fieldErrorPaths(r: { errors?: { extensions?: Record<string, unknown> }[] }) {
+  return ((r.errors?.[0]?.extensions?.fieldErrors ?? []) as { path: string }[]).map((e) => e.path);
+}
