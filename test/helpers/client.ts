@@ -84,3 +84,44 @@ export async function gqlUpload<T = Record<string, unknown>>(
   const body = (await response.json()) as Omit<GraphQLResponse<T>, "status" | "headers">;
   return { status: response.status, headers: response.headers, ...body };
 }
+
+/** A subscription's results as they arrive, and a way to wait for one that matches. */
+export function collect<T>(
+  client: ReturnType<typeof wsClient>,
+  query: string,
+  variables: Record<string, unknown>,
+): { items: T[]; until(match: (items: T[]) => boolean): Promise<void> } {
+  const items: T[] = [];
+  const waiters: { match: (items: T[]) => boolean; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  client.subscribe<T>(
+    { query, variables },
+    {
+      next: ({ data, errors }) => {
+        if (errors?.length) for (const w of waiters) w.reject(new Error(JSON.stringify(errors)));
+        if (data) items.push(data as T);
+        for (const w of waiters) if (w.match(items)) w.resolve();
+      },
+      error: (err) => {
+        for (const w of waiters) w.reject(err);
+      },
+      complete: () => undefined,
+    },
+  );
+  return {
+    items,
+    until: (match) =>
+      new Promise<void>((resolve, reject) => (match(items) ? resolve() : waiters.push({ match, resolve, reject }))),
+  };
+}
+
+/**
+ * Repeats `probe` (something that publishes to the subscription) until a result has arrived.
+ * A subscription starts listening some time after it is sent, and nothing tells the client
+ * when; events published before then are not delivered. No sleeping: each probe is real work.
+ */
+export async function untilLive(items: unknown[], probe: (attempt: number) => Promise<void>) {
+  for (let attempt = 0; items.length === 0; attempt++) {
+    if (attempt === 100) throw new Error("the subscription never delivered a result");
+    await probe(attempt);
+  }
+}
