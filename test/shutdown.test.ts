@@ -1,6 +1,5 @@
 // Graceful shutdown: stop accepting, let in-flight requests finish, close WebSockets with
 // 1001, close pools, and exit 0 on SIGTERM.
-import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
 import http from "node:http";
@@ -8,7 +7,8 @@ import os from "node:os";
 import path from "node:path";
 import { describe, expect, it, onTestFinished } from "vitest";
 import WebSocket from "ws";
-import { startServer, testEnv } from "./helpers/server.ts";
+import { spawnServer } from "./helpers/process.ts";
+import { startServer } from "./helpers/server.ts";
 
 describe("graceful shutdown", () => {
   it("finishes an in-flight request, refuses new connections, and closes WebSockets with 1001", async () => {
@@ -61,33 +61,17 @@ describe("graceful shutdown", () => {
   it("exits 0 on SIGTERM", async () => {
     const dataDir = mkdtempSync(path.join(os.tmpdir(), "floyo-sigterm-"));
     onTestFinished(() => rmSync(dataDir, { recursive: true, force: true }));
-    const child = spawn("node_modules/.bin/tsx", ["src/main.ts"], {
-      env: { ...testEnv({ LOG_LEVEL: "info", DATA_DIR: dataDir }), PATH: process.env.PATH },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let output = "";
-    const listening = new Promise<string>((resolve, reject) => {
-      child.stdout.on("data", (chunk: Buffer) => {
-        output += chunk;
-        const match = /"url":"(http:[^"]+)"/.exec(output);
-        if (match?.[1]) resolve(match[1]);
-      });
-      child.once("exit", (code) => reject(new Error(`exited ${code} before listening: ${output}`)));
-    });
-    const url = await listening;
+    const server = await spawnServer({ DATA_DIR: dataDir });
     expect(
       (
-        await fetch(url, {
+        await fetch(server.graphqlUrl, {
           method: "POST",
           headers: { "content-type": "application/json" },
           body: '{"query":"{ __typename }"}',
         })
       ).status,
     ).toBe(200);
-    const exited = once(child, "exit");
-    child.kill("SIGTERM");
-    const [code] = await exited;
-    expect(code).toBe(0);
-    expect(output).toMatch(/"msg":"shut down"/);
+    expect(await server.kill("SIGTERM")).toBe(0);
+    expect(server.output()).toMatch(/"msg":"shut down"/);
   });
 });

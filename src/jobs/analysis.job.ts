@@ -2,6 +2,7 @@
 // itself (analyzedAt null): after a crash or restart the next round finds the same work.
 // Fair because each round takes one chunk per user, oldest waiting first, so one
 // organization's flood is worked through alongside everyone else, never ahead of them.
+import { setImmediate } from "node:timers/promises";
 import type { AppDeps } from "../context.ts";
 import { ANALYSIS_TOPIC } from "../features/events/event.service.ts";
 import { analyseChunk } from "../features/patterns/analysis.service.ts";
@@ -46,6 +47,9 @@ export function startAnalysisWorker(
         // Locked elsewhere: that instance will finish it and announce nothing new; look again later.
         if (result.more && result.locked) more = true;
         if (result.analysed > 0 && group.userId) options.onAnalysed(group.organizationId, group.userId);
+        // Lets requests waiting for the database go first: with PGlite's single connection,
+        // back-to-back chunks would otherwise hold it until the whole backlog is done.
+        await setImmediate();
       }
     };
     await Promise.all(Array.from({ length: options.concurrency }, work));
