@@ -7,7 +7,7 @@ import type { Prisma } from "../../generated/prisma/client.ts";
 import { encodeId } from "../../schema/globalId.ts";
 import { authorize } from "../auth/access.ts";
 import { eventWhere } from "./eventFilter.ts";
-import { kindOf } from "./eventInput.ts";
+import { EXPORT_ONLY_FIELDS, INPUT_FIELDS, kindOf } from "./eventInput.ts";
 import { visibleAnalytics } from "./visibility.ts";
 
 export type ExportFormat = "CSV" | "JSON";
@@ -105,25 +105,7 @@ export async function checkExport(ctx: Context, params: ExportParams) {
 }
 
 const COLUMNS: Record<ExportDataset, string[]> = {
-  EVENTS: [
-    "id",
-    "clientEventId",
-    "kind",
-    "customType",
-    "filePath",
-    "fileExtension",
-    "previousPath",
-    "tool",
-    "operation",
-    "sizeBytes",
-    "interpreter",
-    "inputs",
-    "outputs",
-    "details",
-    "occurredAt",
-    "receivedAt",
-    "userId",
-  ],
+  EVENTS: [...EXPORT_ONLY_FIELDS, ...INPUT_FIELDS],
   PATTERNS: ["id", "fileExtension", "count", "lastUsedAt", "tools", "recentPaths", "userId"],
 };
 

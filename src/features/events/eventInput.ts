@@ -30,6 +30,26 @@ export const INTERPRETERS: Record<string, string> = {
   ".r": "r",
 };
 
+/** An event's fields as a CSV header names them: what an import reads. */
+export const INPUT_FIELDS = [
+  "clientEventId",
+  "kind",
+  "customType",
+  "filePath",
+  "previousPath",
+  "tool",
+  "operation",
+  "sizeBytes",
+  "interpreter",
+  "inputs",
+  "outputs",
+  "details",
+  "occurredAt",
+] as const;
+
+/** What an export adds, and an import reads past: an export imports as it is. */
+export const EXPORT_ONLY_FIELDS = ["id", "fileExtension", "receivedAt", "userId"] as const;
+
 export const MAX_BATCH = 1000;
 const MAX_DETAILS_BYTES = 8 * 1024;
 const MAX_FUTURE_MS = 5 * 60_000;

@@ -2,6 +2,7 @@
 // a header row, quoted fields with "" escapes and line breaks inside quotes). Each record
 // carries its line number, so a report can point at the line to fix.
 import type { Readable } from "node:stream";
+import { EXPORT_ONLY_FIELDS, INPUT_FIELDS } from "../events/eventInput.ts";
 
 export type ImportFormat = "CSV" | "JSONL";
 
@@ -9,24 +10,9 @@ export type ImportRecord = { line: number; value: Record<string, unknown> } | { 
 
 export class UnreadableFileError extends Error {}
 
-const COLUMNS = new Set([
-  "clientEventId",
-  "kind",
-  "customType",
-  "filePath",
-  "previousPath",
-  "tool",
-  "operation",
-  "sizeBytes",
-  "interpreter",
-  "inputs",
-  "outputs",
-  "details",
-  "occurredAt",
-]);
+const COLUMNS = new Set<string>(INPUT_FIELDS);
 
-/** Columns an export writes that an import does not need: read and ignored, so exports import as they are. */
-const IGNORED = new Set(["id", "fileExtension", "receivedAt", "userId"]);
+const IGNORED = new Set<string>(EXPORT_ONLY_FIELDS);
 
 /** Text chunks of a UTF-8 stream; a byte sequence that is not UTF-8, or a NUL, makes it unreadable. */
 async function* text(stream: Readable): AsyncGenerator<string> {
