@@ -418,3 +418,70 @@ describe("exports and retention", () => {
     expect(errorCode(invalid)).toBe("BAD_USER_INPUT");
   });
 });
+
+describe("what review found", () => {
+  it("keeps client ids per user: a member reusing another's id gets an event of their own", async () => {
+    const owner = await createUser(suite.url);
+    const org = await gql<{ organizationCreate: { id: string } }>(
+      suite.url,
+      'mutation { organizationCreate(input: { name: "Ids" }) { id } }',
+      { token: owner.token },
+    );
+    const orgId = org.data?.organizationCreate.id as string;
+    const member = await addMember(suite.url, suite.mail, owner.token, orgId, "MEMBER");
+    const record = (user: TestUser, filePath: string) =>
+      gql<{ eventRecord: { id: string; filePath: string; user: { id: string } } }>(
+        suite.url,
+        "mutation($input: EventRecordInput!) { eventRecord(input: $input) { id filePath user { id } } }",
+        {
+          token: user.token,
+          variables: {
+            input: { organizationId: orgId, event: { clientEventId: "evt-1", kind: "FILE_OPENED", filePath } },
+          },
+        },
+      );
+    const mine = await record(owner, "/home/o/salaries.xlsx");
+    const theirs = await record(member, "/home/m/notes.md");
+    expect(theirs.data?.eventRecord).toMatchObject({ filePath: "/home/m/notes.md", user: { id: member.user.id } });
+    expect(theirs.data?.eventRecord.id).not.toBe(mine.data?.eventRecord.id);
+  });
+
+  it("refuses text PostgreSQL cannot store, and over-long paths in bytes, with BAD_USER_INPUT", async () => {
+    const alice = await createUser(suite.url);
+    const cases: [Record<string, unknown>, string][] = [
+      [{ kind: "TOOL_USED", tool: "vim", operation: "a\u0000b" }, "event.operation"],
+      [{ kind: "TOOL_USED", tool: "vim", details: { note: "a\u0000b" } }, "event.details"],
+      [{ kind: "FILE_OPENED", filePath: `/${"語".repeat(400)}` }, "event.filePath"],
+    ];
+    for (const [event, path] of cases) {
+      const r = await gql(suite.url, RECORD, { token: alice.token, variables: { input: { event } } });
+      expect(errorCode(r)).toBe("BAD_USER_INPUT");
+      expect(fieldErrorPaths(r)).toEqual([path]);
+    }
+    const search = await events(alice, alice.org.id, "", { filter: { search: "a\u0000" } });
+    expect(errorCode(search)).toBe("BAD_USER_INPUT");
+    const exported = await gql(
+      suite.url,
+      "mutation($input: EventExportInput!) { eventExport(input: $input) { url } }",
+      {
+        token: alice.token,
+        variables: {
+          input: { organizationId: alice.org.id, dataset: "EVENTS", format: "CSV", filter: { userId: "nope" } },
+        },
+      },
+    );
+    expect(errorCode(exported)).toBe("BAD_USER_INPUT");
+  });
+
+  it("stores a file whose name is only spaces under a safe name, and completes it", async () => {
+    const alice = await createUser(suite.url);
+    const r = await gqlUpload<{ fileUpload: { status: string; filename: string } }>(
+      suite.url,
+      "mutation($input: FileUploadInput!) { fileUpload(input: $input) { status filename } }",
+      { input: { file: null } },
+      { path: "input.file", name: "   ", content: "x" },
+      { token: alice.token },
+    );
+    expect(r.data?.fileUpload).toEqual({ status: "COMPLETED", filename: "upload" });
+  });
+});

@@ -6,16 +6,12 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { gql, gqlUpload } from "./helpers/client.ts";
-import { recordBatch, snapshot, suggestionsGenerate } from "./helpers/events.ts";
+import { type EventInput, recordBatch, snapshot, suggestionsGenerate } from "./helpers/events.ts";
 import { createUser, type TestUser } from "./helpers/factories.ts";
 import { spawnServer } from "./helpers/process.ts";
 import { startServer, type TestServer } from "./helpers/server.ts";
 
-interface Crafted {
-  kind: string;
-  filePath: string;
-  occurredAt: string;
-}
+type Crafted = EventInput & { filePath: string; occurredAt: string };
 
 /** n events 10 s apart, alternating kinds, over ten files of two extensions. */
 function crafted(n: number): Crafted[] {
@@ -64,8 +60,8 @@ function rescan(events: Crafted[], relatedTo: string) {
   };
 }
 
-async function analysed(url: string, user: TestUser) {
-  const s = await snapshot(url, user, "/c/f0.py");
+async function analysed(url: string, user: TestUser, relatedTo = "/c/f0.py") {
+  const s = await snapshot(url, user, relatedTo);
   return {
     patterns: s.patterns.map(({ fileExtension, count }) => ({ fileExtension, count })),
     sequences: s.sequences,
@@ -130,6 +126,31 @@ describe("analysis pipeline", () => {
     const result = await analysed(server.graphqlUrl, flooder);
     expect(result.patterns).toEqual(expected.patterns);
     expect(result.sequences.map((s) => s.sequence)).toEqual(expected.sequences.map((s) => s.sequence));
+  });
+});
+
+describe("a burst", () => {
+  it("counts every pair of a burst of events exactly, in bounded steps", async () => {
+    const server = await startServer();
+    onTestFinished(() => server.stop());
+    const user = await createUser(server.graphqlUrl);
+    const base = Date.now() - 3_600_000;
+    // 900 events 10 ms apart over 150 files: about 400,000 pairs within 30 s of each other,
+    // more than one step takes at once.
+    const burst: Crafted[] = Array.from({ length: 900 }, (_, i) => ({
+      kind: "FILE_MODIFIED",
+      filePath: `/b/f${i % 150}.txt`,
+      occurredAt: new Date(base + i * 10).toISOString(),
+    }));
+    await recordBatch(server.graphqlUrl, user, burst);
+    await until(
+      () => pending(server.graphqlUrl, user),
+      (p) => p.pending === 0,
+    );
+    const expected = rescan(burst, "/b/f0.txt");
+    const result = await analysed(server.graphqlUrl, user, "/b/f0.txt");
+    expect(result.patterns).toEqual(expected.patterns);
+    expect(result.relations).toEqual(expected.relations);
   });
 });
 

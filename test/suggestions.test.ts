@@ -108,6 +108,12 @@ describe("suggestions", () => {
     expect(keys).not.toContain(first.triggerKey);
     expect(keys).not.toContain(second.triggerKey);
     expect((await list(alice, { states: ["DISMISSED"] })).map((s) => s.id)).toEqual([second.id]);
+    // An applied suggestion is a workflow now: dismissing it is refused, and applying stays idempotent.
+    const late = await gql(url, "mutation($id: ID!) { suggestionDismiss(id: $id) { state } }", {
+      token: alice.token,
+      variables: { id: first.id },
+    });
+    expect(errorCode(late)).toBe("SUGGESTION_APPLIED");
     expect((await list(alice, { states: ["APPLIED"] })).map((s) => s.id)).toEqual([first.id]);
   });
 

@@ -8,6 +8,9 @@ import { ANALYSIS_TOPIC } from "../features/events/event.service.ts";
 import { analyseChunk } from "../features/patterns/analysis.service.ts";
 
 const GROUPS_PER_ROUND = 100;
+const MAX_BACKOFF_MS = 5 * 60_000;
+
+const keyOf = (g: { organizationId: string; userId: string | null }) => `${g.organizationId}:${g.userId}`;
 
 export interface AnalysisWorkerOptions {
   /** Chunks analysed at once by this instance. */
@@ -30,6 +33,7 @@ export function startAnalysisWorker(
   let stopped = false;
   let running: Promise<void> | null = null;
   let again = false;
+  const failing = new Map<string, { until: number; backoffMs: number }>();
 
   async function round(): Promise<boolean> {
     const groups = await prisma.event.groupBy({
@@ -40,10 +44,22 @@ export function startAnalysisWorker(
       take: GROUPS_PER_ROUND,
     });
     let more = groups.length === GROUPS_PER_ROUND;
-    const queue = [...groups];
+    const now = Date.now();
+    const queue = groups.filter((g) => (failing.get(keyOf(g))?.until ?? 0) <= now);
     const work = async () => {
       for (let group = queue.shift(); group && !stopped; group = queue.shift()) {
-        const result = await analyseChunk(prisma, group.organizationId, group.userId);
+        const key = keyOf(group);
+        let result: Awaited<ReturnType<typeof analyseChunk>>;
+        try {
+          result = await analyseChunk(prisma, group.organizationId, group.userId);
+          failing.delete(key);
+        } catch (err) {
+          // One user's failing chunk must not hold up everyone else's: it waits, longer each time.
+          const backoffMs = Math.min((failing.get(key)?.backoffMs ?? 500) * 2, MAX_BACKOFF_MS);
+          failing.set(key, { until: Date.now() + backoffMs, backoffMs });
+          logger.error({ err, organizationId: group.organizationId, backoffMs }, "analysis of a chunk failed");
+          continue;
+        }
         // Locked elsewhere: that instance will finish it and announce nothing new; look again later.
         if (result.more && result.locked) more = true;
         if (result.analysed > 0 && group.userId) options.onAnalysed(group.organizationId, group.userId);

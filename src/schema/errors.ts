@@ -3,6 +3,7 @@
 // else is an unexpected failure: logged in full, shown as INTERNAL_SERVER_ERROR.
 import { GraphQLError } from "graphql";
 import { AppError, UnauthenticatedError } from "../errors.ts";
+import { unstorableText } from "../infra/dbErrors.ts";
 
 const HTTP_STATUS: Record<string, number> = { UNAUTHENTICATED: 401, PAYLOAD_TOO_LARGE: 413 };
 // Yoga's multipart parser names a too-large file its own way; one code for one condition.
@@ -39,6 +40,13 @@ export function toGraphQLError(error: unknown): GraphQLError {
   }
   if (error instanceof GraphQLError && error.originalError instanceof GraphQLError) {
     return error.originalError.extensions.code ? error : withCode(error, "BAD_REQUEST");
+  }
+  if (unstorableText(original)) {
+    return new GraphQLError("Text must not contain NUL (U+0000) characters.", {
+      path: error instanceof GraphQLError ? error.path : undefined,
+      nodes: error instanceof GraphQLError ? error.nodes : undefined,
+      extensions: { code: "BAD_USER_INPUT" },
+    });
   }
   return new GraphQLError("Unexpected error.", {
     path: error instanceof GraphQLError ? error.path : undefined,

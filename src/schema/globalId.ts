@@ -20,3 +20,8 @@ export function decodeId(globalId: string, typename?: string): { typename: strin
 }
 
 export { encodeGlobalID as encodeId };
+
+/** The row id of an optional id argument of a known type, or null when it was not given. */
+export function optionalId(globalId: string | number | null | undefined, typename: string): string | null {
+  return globalId == null || globalId === "" ? null : decodeId(String(globalId), typename).id;
+}

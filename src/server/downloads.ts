@@ -3,11 +3,13 @@
 //   /downloads/export     the signed-in user's data as a ZIP (a header works too)
 //   /downloads/analytics  events or patterns of an organization as CSV or JSON
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { type AppDeps, buildContext } from "../context.ts";
 import { AppError } from "../errors.ts";
 import type { Principal } from "../features/auth/principal.ts";
 import { verifyDownloadToken } from "../features/auth/tokens.ts";
-import { checkExport, type ExportParams, writeExport } from "../features/events/eventExport.ts";
+import { checkExport, type ExportParams, exportChunks } from "../features/events/eventExport.ts";
 import { writeUserExport } from "../features/users/export.ts";
 
 export const EXPORT_PATH = "/downloads/export";
@@ -66,8 +68,10 @@ export function createDownloadRoutes(deps: AppDeps) {
       // Checked again now: the link outlives a membership that ended after it was made.
       await checkExport(ctx, params);
     } catch (err) {
-      if (err instanceof AppError)
-        return fail(res, err.code === "NOT_FOUND" ? 404 : 403, err.code, err.message, requestId);
+      if (err instanceof AppError) {
+        const status = err.code === "NOT_FOUND" ? 404 : err.code === "FORBIDDEN" ? 403 : 400;
+        return fail(res, status, err.code, err.message, requestId);
+      }
       throw err;
     }
     const csv = params.format === "CSV";
@@ -76,7 +80,12 @@ export function createDownloadRoutes(deps: AppDeps) {
       "content-disposition": `attachment; filename="floyo-${params.dataset.toLowerCase()}-${day}.${csv ? "csv" : "json"}"`,
       "cache-control": "no-store",
     });
-    await writeExport(ctx, params, res);
+    // pipeline: backpressure from the socket, and a client that goes away stops the queries.
+    await pipeline(Readable.from(exportChunks(ctx, params)), res).catch((err: unknown) => {
+      // A client that hung up is not a failure of ours.
+      if ((err as { code?: string }).code !== "ERR_STREAM_PREMATURE_CLOSE")
+        deps.logger.error({ err, requestId }, "export failed part-way");
+    });
   };
 }
 

@@ -74,10 +74,12 @@ export async function suggestionsGenerate(url: string, user: Pick<TestUser, "tok
   return r.data.suggestionsGenerate;
 }
 
-const SNAPSHOT = `query($id: ID!, $path: String!) { node(id: $id) { ... on Organization {
+const SNAPSHOT = `query($id: ID!, $path: String!, $after: String) { node(id: $id) { ... on Organization {
   patterns(first: 50) { edges { node { fileExtension count tools } } }
   temporalPatterns(first: 50) { edges { node { sequence count meanGapSeconds } } }
-  fileRelationships(first: 50, path: $path) { edges { node { sourcePath targetPath relationType weight } } }
+  fileRelationships(first: 100, after: $after, path: $path) {
+    pageInfo { hasNextPage endCursor } edges { node { sourcePath targetPath relationType weight } }
+  }
 } } }`;
 
 interface Snapshot {
@@ -88,16 +90,28 @@ interface Snapshot {
 
 /** Patterns, sequences and the relationships of /w/scrape.py, in an order independent of row ids. */
 export async function snapshot(url: string, user: TestUser, path = "/w/scrape.py"): Promise<Snapshot> {
-  type Edges<T> = { edges: { node: T }[] };
-  const r = await gql<{
+  type Edges<T> = { edges: { node: T }[]; pageInfo?: { hasNextPage: boolean; endCursor: string } };
+  type Result = {
     node: {
       patterns: Edges<Snapshot["patterns"][number]>;
       temporalPatterns: Edges<Snapshot["sequences"][number]>;
       fileRelationships: Edges<Snapshot["relationsOfScript"][number]>;
     };
-  }>(url, SNAPSHOT, { token: user.token, variables: { id: user.org.id, path } });
+  };
+  const r = await gql<Result>(url, SNAPSHOT, { token: user.token, variables: { id: user.org.id, path } });
   if (!r.data) throw new Error(JSON.stringify(r.errors));
   const nodes = <T>(c: Edges<T>) => c.edges.map((e) => e.node);
+  // Relationships can be many: every page of them.
+  const relations = nodes(r.data.node.fileRelationships);
+  for (let page = r.data.node.fileRelationships.pageInfo; page?.hasNextPage; ) {
+    const next = await gql<Result>(url, SNAPSHOT, {
+      token: user.token,
+      variables: { id: user.org.id, path, after: page.endCursor },
+    });
+    if (!next.data) throw new Error(JSON.stringify(next.errors));
+    relations.push(...nodes(next.data.node.fileRelationships));
+    page = next.data.node.fileRelationships.pageInfo;
+  }
   const text = (...parts: unknown[]) => parts.join("\u0000");
   return {
     patterns: nodes(r.data.node.patterns).sort(
@@ -106,7 +120,7 @@ export async function snapshot(url: string, user: TestUser, path = "/w/scrape.py
     sequences: nodes(r.data.node.temporalPatterns).sort(
       (a, b) => b.count - a.count || a.sequence.localeCompare(b.sequence),
     ),
-    relationsOfScript: nodes(r.data.node.fileRelationships).sort((a, b) =>
+    relationsOfScript: relations.sort((a, b) =>
       text(a.sourcePath, a.targetPath, a.relationType) < text(b.sourcePath, b.targetPath, b.relationType) ? -1 : 1,
     ),
   };

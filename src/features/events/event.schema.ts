@@ -1,10 +1,10 @@
 import { builder } from "../../schema/builder.ts";
-import { decodeId } from "../../schema/globalId.ts";
+import { optionalId } from "../../schema/globalId.ts";
 import { orderOf, SortDirectionRef } from "../../schema/sort.ts";
 import { noteAudit } from "../audit/audit.ts";
 import { OrganizationRef, orgPermission } from "../organizations/organization.schema.ts";
 import { UserRef } from "../users/user.schema.ts";
-import { recordBatch, recordEvent } from "./event.service.ts";
+import { ingestTarget, recordBatch, recordEvent, validateEvent } from "./event.service.ts";
 import { eventWhere } from "./eventFilter.ts";
 import { EVENT_KINDS, kindOf, MAX_BATCH } from "./eventInput.ts";
 import { visibleAnalytics } from "./visibility.ts";
@@ -142,8 +142,6 @@ builder.prismaObjectField(OrganizationRef, "events", (t) =>
   }),
 );
 
-const orgId = (id: string | number | null | undefined) => (id ? decodeId(String(id), "Organization").id : null);
-
 builder.mutationFields((t) => ({
   eventRecord: t.prismaField({
     type: EventRef,
@@ -151,7 +149,8 @@ builder.mutationFields((t) => ({
     description: "Records one event. Returns at once; analysis follows in the background.",
     args: { input: t.arg({ type: EventRecordInput, required: true }) },
     resolve: async (query, _root, { input }, ctx, info) => {
-      const event = await recordEvent({ ctx, organizationId: orgId(input.organizationId), input: input.event });
+      const target = await ingestTarget(ctx, optionalId(input.organizationId, "Organization"));
+      const event = await recordEvent({ ctx, target, draft: validateEvent(target, input.event) });
       noteAudit(ctx, info, { resourceType: "Event", resourceId: event.id });
       return ctx.prisma.event.findUniqueOrThrow({ ...query, where: { id: event.id } });
     },
@@ -163,7 +162,11 @@ builder.mutationFields((t) => ({
     extensions: { auditInput: false },
     args: { input: t.arg({ type: EventBatchInput, required: true }) },
     resolve: async (_root, { input }, ctx, info) => {
-      const result = await recordBatch({ ctx, organizationId: orgId(input.organizationId), events: input.events });
+      const result = await recordBatch({
+        ctx,
+        organizationId: optionalId(input.organizationId, "Organization"),
+        events: input.events,
+      });
       noteAudit(ctx, info, {
         organizationId: result.organizationId,
         details: { received: result.received, stored: result.stored },

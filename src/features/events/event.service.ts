@@ -1,7 +1,7 @@
 // Ingestion: validate, store, return. Analysis happens after, off the request path: the
 // pipeline is told there is work, and finds it again after a restart (analyzedAt is null).
 import type { Context } from "../../context.ts";
-import { ValidationError } from "../../errors.ts";
+import { ForbiddenError, ValidationError } from "../../errors.ts";
 import type { Prisma } from "../../generated/prisma/client.ts";
 import { uniqueViolation } from "../../infra/dbErrors.ts";
 import type { PubSub } from "../../infra/pubsub.ts";
@@ -15,7 +15,7 @@ export const ANALYSIS_TOPIC = "analysis:pending";
 export interface IngestTarget {
   organizationId: string;
   /** The member the events belong to: the signed-in user, or the API key's creator. */
-  userId: string | null;
+  userId: string;
   /** The organization's retention: nothing older is accepted. */
   oldest: Date;
 }
@@ -28,9 +28,12 @@ export async function ingestTarget(ctx: Context, organizationId: string | null |
     where: { id: orgId },
     select: { eventRetentionDays: true },
   });
+  const userId = actingUserId(ctx);
+  // A key whose creator is gone stops working at authentication; this is the backstop.
+  if (!userId) throw new ForbiddenError("Events belong to a user; this key has none.");
   return {
     organizationId: orgId,
-    userId: actingUserId(ctx),
+    userId,
     oldest: new Date(Date.now() - org.eventRetentionDays * 86_400_000),
   };
 }
@@ -126,19 +129,8 @@ export async function recordBatch({
   };
 }
 
-/** One event; a client id seen before returns the event already stored. */
-export async function recordEvent({
-  ctx,
-  organizationId,
-  input,
-  uploadId,
-}: {
-  ctx: Context;
-  organizationId?: string | null;
-  input: unknown;
-  uploadId?: string;
-}) {
-  const target = await ingestTarget(ctx, organizationId);
+/** Validates one event for `target`; throws BAD_USER_INPUT naming each field. */
+export function validateEvent(target: IngestTarget, input: unknown): EventDraft {
   const { drafts, fieldErrors } = validateEvents([input], { oldest: target.oldest, pathOf: () => "event" });
   if (fieldErrors.length) {
     throw new ValidationError(
@@ -146,17 +138,29 @@ export async function recordEvent({
       fieldErrors,
     );
   }
-  const draft = drafts[0] as EventDraft;
+  return drafts[0] as EventDraft;
+}
+
+/** One event; a client id the same user sent before returns the event already stored. */
+export async function recordEvent({
+  ctx,
+  target,
+  draft,
+  uploadId,
+}: {
+  ctx: Context;
+  target: IngestTarget;
+  draft: EventDraft;
+  uploadId?: string;
+}) {
   try {
     const event = await ctx.prisma.event.create({ data: rowOf(target, draft, uploadId), select: { id: true } });
     notifyRecorded(ctx.pubsub, target.organizationId);
     return event;
   } catch (err) {
     if (!uniqueViolation(err) || !draft.clientEventId) throw err;
-    return ctx.prisma.event.findUniqueOrThrow({
-      where: {
-        organizationId_clientEventId: { organizationId: target.organizationId, clientEventId: draft.clientEventId },
-      },
+    return ctx.prisma.event.findFirstOrThrow({
+      where: { organizationId: target.organizationId, userId: target.userId, clientEventId: draft.clientEventId },
       select: { id: true },
     });
   }

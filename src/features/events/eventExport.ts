@@ -1,7 +1,6 @@
 // Events or patterns as CSV or JSON, streamed page by page to the response: a large export
 // never sits in memory. The CSV columns of events are the ones an import reads, so an
 // export can be imported elsewhere as it is.
-import type { Writable } from "node:stream";
 import type { Context } from "../../context.ts";
 import type { Prisma } from "../../generated/prisma/client.ts";
 import { encodeId } from "../../schema/globalId.ts";
@@ -69,7 +68,7 @@ function csvCell(value: Row[string]): string {
   return /[",\r\n]|^\s|\s$/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }
 
-/** Pages through the rows by id; `write` waits for the socket when it is full (backpressure). */
+/** Pages through the rows by id. */
 async function* pages(ctx: Context, params: ExportParams): AsyncGenerator<Row[]> {
   let cursor: string | undefined;
   for (;;) {
@@ -100,8 +99,10 @@ async function* pages(ctx: Context, params: ExportParams): AsyncGenerator<Row[]>
   }
 }
 
+/** Allowed, and a filter that will run: checked when the link is made and again when it is used. */
 export async function checkExport(ctx: Context, params: ExportParams) {
   await authorize(ctx, params.organizationId, "read");
+  eventWhere(params.filter);
 }
 
 const COLUMNS: Record<ExportDataset, string[]> = {
@@ -109,20 +110,18 @@ const COLUMNS: Record<ExportDataset, string[]> = {
   PATTERNS: ["id", "fileExtension", "count", "lastUsedAt", "tools", "recentPaths", "userId"],
 };
 
-export async function writeExport(ctx: Context, params: ExportParams, out: Writable) {
-  const write = (chunk: string) =>
-    out.write(chunk) ? Promise.resolve() : new Promise<void>((resolve) => out.once("drain", () => resolve()));
+/** The file, as text chunks: a page of rows each, so a large export never sits in memory. */
+export async function* exportChunks(ctx: Context, params: ExportParams): AsyncGenerator<string> {
   const columns = COLUMNS[params.dataset];
   let first = true;
-  await write(params.format === "JSON" ? "[" : `${columns.join(",")}\r\n`);
+  yield params.format === "JSON" ? "[" : `${columns.join(",")}\r\n`;
   for await (const rows of pages(ctx, params)) {
     if (params.format === "CSV") {
-      await write(rows.map((r) => `${columns.map((c) => csvCell(r[c] ?? null)).join(",")}\r\n`).join(""));
+      yield rows.map((r) => `${columns.map((c) => csvCell(r[c] ?? null)).join(",")}\r\n`).join("");
     } else {
-      await write(`${first ? "" : ","}\n${rows.map((r) => JSON.stringify(r)).join(",\n")}`);
+      yield `${first ? "" : ","}\n${rows.map((r) => JSON.stringify(r)).join(",\n")}`;
     }
     first = false;
   }
-  if (params.format === "JSON") await write("\n]\n");
-  out.end();
+  if (params.format === "JSON") yield "\n]\n";
 }

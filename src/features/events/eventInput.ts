@@ -55,16 +55,23 @@ const MAX_DETAILS_BYTES = 8 * 1024;
 const MAX_FUTURE_MS = 5 * 60_000;
 const EARLIEST = new Date("2000-01-01T00:00:00Z");
 
-// Paths come from any OS: no length games, no control characters (they break logs and CSV).
+const hasControl = (s: string) => [...s].some((c) => c.charCodeAt(0) < 32 || c.charCodeAt(0) === 127);
+/** PostgreSQL text cannot hold U+0000, in keys or values at any depth. */
+const hasNul = (v: unknown): boolean =>
+  typeof v === "string"
+    ? v.includes("\u0000")
+    : Array.isArray(v)
+      ? v.some(hasNul)
+      : v !== null && typeof v === "object" && Object.entries(v).some(([k, x]) => k.includes("\u0000") || hasNul(x));
+
+// Paths come from any OS: no control characters (they break logs and CSV), and at most 1024
+// bytes, not characters: two paths must fit one index row of file_relationships.
 const path = z
   .string()
   .trim()
   .min(1, "must not be empty")
-  .max(1024, "must be at most 1024 characters")
-  .refine(
-    (p) => ![...p].some((c) => c.charCodeAt(0) < 32 || c.charCodeAt(0) === 127),
-    "must not contain control characters",
-  );
+  .refine((p) => Buffer.byteLength(p) <= 1024, "must be at most 1024 bytes (UTF-8)")
+  .refine((p) => !hasControl(p), "must not contain control characters");
 const tool = z
   .string()
   .trim()
@@ -85,7 +92,12 @@ export const eventInput = z
     filePath: path.nullish(),
     previousPath: path.nullish(),
     tool: tool.nullish(),
-    operation: z.string().trim().max(256, "must be at most 256 characters").nullish(),
+    operation: z
+      .string()
+      .trim()
+      .max(256, "must be at most 256 characters")
+      .refine((o) => !hasControl(o), "must not contain control characters")
+      .nullish(),
     sizeBytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).nullish(),
     interpreter: tool.nullish(),
     inputs: z.array(path).max(50, "at most 50 paths").nullish(),
@@ -96,6 +108,7 @@ export const eventInput = z
         (d) => JSON.stringify(d).length <= MAX_DETAILS_BYTES,
         `must be at most ${MAX_DETAILS_BYTES} bytes as JSON`,
       )
+      .refine((d) => !hasNul(d), "must not contain NUL characters")
       .nullish(),
     occurredAt: z.coerce
       .date()

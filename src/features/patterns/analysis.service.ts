@@ -1,10 +1,20 @@
 // One step of the pipeline: a chunk of one user's unanalysed events, folded into their
 // patterns in the same transaction that marks the events analysed. A crash before the
 // commit leaves both untouched, so the retry counts every event exactly once.
+import { setImmediate } from "node:timers/promises";
 import type { Prisma, PrismaClient } from "../../generated/prisma/client.ts";
-import { type AnalysedEvent, type Deltas, detect, mergeRecent, type Segment, segmentBounds } from "./detect.ts";
+import {
+  type AnalysedEvent,
+  type Deltas,
+  detect,
+  mergeRecent,
+  type Segment,
+  segmentBounds,
+  togetherWork,
+} from "./detect.ts";
 
 export const CHUNK = 500;
+const PAIR_BUDGET = 200_000;
 
 const EVENT_FIELDS = {
   id: true,
@@ -27,9 +37,18 @@ export interface ChunkResult {
 
 type Tx = Prisma.TransactionClient;
 
-/** Everything of one user's that waits, now: for a caller that wants up-to-date patterns. */
+const ON_DEMAND_CHUNKS = 20;
+
+/**
+ * What of one user's waits, now, for a caller that wants up-to-date patterns: up to
+ * ON_DEMAND_CHUNKS chunks inside the request (a larger backlog is left to the pipeline),
+ * yielding between chunks so that other requests are served meanwhile.
+ */
 export async function analyseUserNow(prisma: PrismaClient, organizationId: string, userId: string) {
-  while ((await analyseChunk(prisma, organizationId, userId, { wait: true })).more);
+  for (let i = 0; i < ON_DEMAND_CHUNKS; i++) {
+    if (!(await analyseChunk(prisma, organizationId, userId, { wait: true })).more) return;
+    await setImmediate();
+  }
 }
 
 export async function analyseChunk(
@@ -56,10 +75,18 @@ export async function analyseChunk(
         take: CHUNK + 1,
         select: EVENT_FIELDS,
       });
-      const more = fresh.length > CHUNK;
+      let more = fresh.length > CHUNK;
       if (more) fresh.pop();
       if (fresh.length === 0) return { locked: true, analysed: 0, more: false };
-      if (userId) await fold(tx, organizationId, userId, await segmentsFor(tx, organizationId, userId, fresh));
+      let segments = userId ? await segmentsFor(tx, organizationId, userId, fresh) : [];
+      // A burst (thousands of events within seconds) makes many pairs: take fewer events at a
+      // time, so one step's memory and time stay bounded; the rest follow in later steps.
+      while (fresh.length > 1 && togetherWork(segments) > PAIR_BUDGET) {
+        fresh.length = Math.ceil(fresh.length / 2);
+        more = true;
+        segments = await segmentsFor(tx, organizationId, userId as string, fresh);
+      }
+      if (userId) await fold(tx, organizationId, userId, segments);
       await tx.event.updateMany({ where: { id: { in: fresh.map((e) => e.id) } }, data: { analyzedAt: new Date() } });
       return { locked: true, analysed: fresh.length, more };
     },

@@ -119,25 +119,56 @@ function countPairs(deltas: Deltas, events: AnalysedEvent[], sign: 1 | -1) {
   }
 }
 
-/** Pairs of different files within TOGETHER_WINDOW_MS, at least one of them fresh; script runs' links. */
+/**
+ * Pairs of different files within TOGETHER_WINDOW_MS with at least one fresh event, each
+ * counted once, from the later event if fresh, else from the fresh earlier one; and script
+ * runs' links. Only fresh events are visited: work grows with fresh × window, not window².
+ */
 function relate(deltas: Deltas, merged: AnalysedEvent[], freshIds: Set<string>) {
-  for (let i = 0; i < merged.length; i++) {
-    const b = merged[i] as AnalysedEvent;
-    const bFresh = freshIds.has(b.id);
-    if (b.filePath) {
-      for (let j = i - 1; j >= 0; j--) {
-        const a = merged[j] as AnalysedEvent;
-        if (b.occurredAt.getTime() - a.occurredAt.getTime() >= TOGETHER_WINDOW_MS) break;
-        if (!a.filePath || a.filePath === b.filePath || !(bFresh || freshIds.has(a.id))) continue;
-        link(deltas, a.filePath, b.filePath, "ACCESSED_TOGETHER", b.occurredAt);
-        link(deltas, b.filePath, a.filePath, "ACCESSED_TOGETHER", b.occurredAt);
-      }
-    }
-    if (bFresh && b.eventType === "script_run" && b.filePath) {
-      for (const output of b.outputPaths) link(deltas, b.filePath, output, "GENERATES", b.occurredAt);
-      for (const input of b.inputPaths) link(deltas, input, b.filePath, "CONSUMES", b.occurredAt);
-    }
+  forEachTogether(merged, freshIds, (a, b) => {
+    if (!a.filePath || !b.filePath || a.filePath === b.filePath) return;
+    link(deltas, a.filePath, b.filePath, "ACCESSED_TOGETHER", b.occurredAt);
+    link(deltas, b.filePath, a.filePath, "ACCESSED_TOGETHER", b.occurredAt);
+  });
+  for (const e of merged) {
+    if (!freshIds.has(e.id) || e.eventType !== "script_run" || !e.filePath) continue;
+    for (const output of e.outputPaths) link(deltas, e.filePath, output, "GENERATES", e.occurredAt);
+    for (const input of e.inputPaths) link(deltas, input, e.filePath, "CONSUMES", e.occurredAt);
   }
+}
+
+/** Calls `pair(earlier, later)` for every pair within the window that involves a fresh event. */
+function forEachTogether(
+  merged: AnalysedEvent[],
+  freshIds: Set<string>,
+  pair: (a: AnalysedEvent, b: AnalysedEvent) => void,
+) {
+  merged.forEach((e, i) => {
+    if (!freshIds.has(e.id)) return;
+    const t = e.occurredAt.getTime();
+    for (let j = i - 1; j >= 0; j--) {
+      const a = merged[j] as AnalysedEvent;
+      if (t - a.occurredAt.getTime() >= TOGETHER_WINDOW_MS) break;
+      pair(a, e);
+    }
+    for (let k = i + 1; k < merged.length; k++) {
+      const b = merged[k] as AnalysedEvent;
+      if (b.occurredAt.getTime() - t >= TOGETHER_WINDOW_MS) break;
+      if (!freshIds.has(b.id)) pair(e, b);
+    }
+  });
+}
+
+/** How many together-pairs folding these segments would visit: the analysis step keeps it bounded. */
+export function togetherWork(segments: Segment[]): number {
+  let work = 0;
+  for (const { analysed, fresh } of segments) {
+    const merged = [...analysed, ...fresh].sort(byTime);
+    forEachTogether(merged, new Set(fresh.map((e) => e.id)), () => {
+      work++;
+    });
+  }
+  return work;
 }
 
 function link(deltas: Deltas, sourcePath: string, targetPath: string, relationType: Relation, at: Date) {

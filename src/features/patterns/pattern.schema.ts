@@ -1,6 +1,6 @@
 import type { Prisma } from "../../generated/prisma/client.ts";
 import { builder } from "../../schema/builder.ts";
-import { decodeId } from "../../schema/globalId.ts";
+import { optionalId } from "../../schema/globalId.ts";
 import { orderOf, SortDirectionRef } from "../../schema/sort.ts";
 import { visibleAnalytics } from "../events/visibility.ts";
 import { OrganizationRef, orgPermission } from "../organizations/organization.schema.ts";
@@ -45,7 +45,11 @@ export const TemporalPatternRef = builder.prismaNode("TemporalPattern", {
       resolve: (p) => Number(p.gapTotalMs) / p.count / 1000,
     }),
     files: t.exposeStringList("files", { description: "A few files seen in this sequence." }),
-    lastSeenAt: t.expose("lastSeenAt", { type: "DateTime" }),
+    lastSeenAt: t.expose("lastSeenAt", {
+      type: "DateTime",
+      description:
+        "When the sequence was last seen. Counts and mean gaps are exact; this and files may still reflect an occurrence that a late, out-of-order event later split.",
+    }),
     user: t.relation("user", { type: UserRef, nullable: true }),
   }),
 });
@@ -93,7 +97,7 @@ const PatternOrder = builder.inputType("PatternOrder", {
   }),
 });
 
-const userOf = (id: string | number | null | undefined) => (id ? decodeId(String(id), "User").id : undefined);
+const userOf = (id: string | number | null | undefined) => optionalId(id, "User") ?? undefined;
 
 builder.prismaObjectField(OrganizationRef, "patterns", (t) =>
   t.relatedConnection("patterns", {

@@ -1,6 +1,7 @@
+import { filter, pipe } from "graphql-yoga";
 import type { Prisma } from "../../generated/prisma/client.ts";
 import { builder } from "../../schema/builder.ts";
-import { decodeId } from "../../schema/globalId.ts";
+import { decodeId, optionalId } from "../../schema/globalId.ts";
 import { orderOf, SortDirectionRef } from "../../schema/sort.ts";
 import { noteAudit } from "../audit/audit.ts";
 import { authorize } from "../auth/access.ts";
@@ -131,8 +132,10 @@ builder.mutationFields((t) => ({
       "Analyses your waiting events now and regenerates your suggestions; returns your open ones, most confident first.",
     args: { organizationId: t.arg.id({ required: false, description: "Defaults to the active organization." }) },
     resolve: async (query, _root, args, ctx, info) => {
-      const orgId = args.organizationId ? decodeId(String(args.organizationId), "Organization").id : null;
-      const { organizationId, userId } = await generateNow({ ctx, organizationId: orgId });
+      const { organizationId, userId } = await generateNow({
+        ctx,
+        organizationId: optionalId(args.organizationId, "Organization"),
+      });
       noteAudit(ctx, info, { organizationId });
       if (!userId) return [];
       return ctx.prisma.suggestion.findMany({
@@ -188,12 +191,17 @@ builder.subscriptionField("suggestionCreated", (t) =>
     authScopes: { authenticated: true },
     description: "New suggestions in an organization that you may see, as the engine makes them.",
     args: { organizationId: t.arg.id({ required: true }) },
-    subscribe: async function* (_root, args, ctx) {
+    // A Repeater pipeline, not a generator: closing the subscription reaches the source at once.
+    subscribe: async (_root, args, ctx) => {
       const id = decodeId(String(args.organizationId), "Organization").id;
       await authorize(ctx, id, "read");
-      for await (const event of ctx.pubsub.subscribe(SUGGESTION_TOPIC, id)) {
-        if (await ctx.prisma.suggestion.count({ where: { id: event.id, ...visibleAnalytics(ctx) } })) yield event;
-      }
+      return pipe(
+        ctx.pubsub.subscribe(SUGGESTION_TOPIC, id),
+        filter(
+          async (event) =>
+            (await ctx.prisma.suggestion.count({ where: { id: event.id, ...visibleAnalytics(ctx) } })) > 0,
+        ),
+      );
     },
     resolve: (query, event, _args, ctx) =>
       ctx.prisma.suggestion.findUniqueOrThrow({ ...query, where: { id: (event as { id: string }).id } }),

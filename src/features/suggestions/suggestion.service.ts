@@ -2,7 +2,7 @@
 // One open suggestion per trigger (a unique index on openTriggerKey); an idea the user
 // dismissed or applied is not offered again.
 import type { Context } from "../../context.ts";
-import { ForbiddenError, NotFoundError } from "../../errors.ts";
+import { ConflictError, ForbiddenError, NotFoundError } from "../../errors.ts";
 import type { Prisma, PrismaClient } from "../../generated/prisma/client.ts";
 import { uniqueViolation } from "../../infra/dbErrors.ts";
 import type { PubSub } from "../../infra/pubsub.ts";
@@ -103,6 +103,12 @@ async function close(ctx: Context, id: string, data: Prisma.SuggestionUpdateInpu
 export async function dismissSuggestion({ ctx, id }: { ctx: Context; id: string }) {
   const suggestion = await ownSuggestion(ctx, id);
   if (suggestion.state === "DISMISSED") return suggestion;
+  if (suggestion.state === "APPLIED") {
+    throw new ConflictError(
+      "SUGGESTION_APPLIED",
+      "This suggestion is already a workflow; delete the workflow instead.",
+    );
+  }
   return close(ctx, id, { state: "DISMISSED", dismissedAt: new Date() });
 }
 

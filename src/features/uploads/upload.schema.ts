@@ -1,6 +1,7 @@
+import { filter, map, pipe } from "graphql-yoga";
 import { AppError } from "../../errors.ts";
 import { builder } from "../../schema/builder.ts";
-import { decodeId, encodeId } from "../../schema/globalId.ts";
+import { decodeId, encodeId, optionalId } from "../../schema/globalId.ts";
 import { noteAudit } from "../audit/audit.ts";
 import { authorize } from "../auth/access.ts";
 import { EventRef } from "../events/event.schema.ts";
@@ -92,8 +93,6 @@ const EventImportPayload = builder.objectRef<{ uploadId: string; duplicates: num
   }),
 });
 
-const orgId = (id: string | number | null | undefined) => (id ? decodeId(String(id), "Organization").id : null);
-
 builder.mutationFields((t) => ({
   eventImport: t.field({
     type: EventImportPayload,
@@ -106,7 +105,7 @@ builder.mutationFields((t) => ({
       try {
         const result = await importEvents({
           ctx,
-          organizationId: orgId(input.organizationId),
+          organizationId: optionalId(input.organizationId, "Organization"),
           file: input.file,
           format: input.format,
         });
@@ -130,7 +129,11 @@ builder.mutationFields((t) => ({
     extensions: { auditInput: false },
     args: { input: t.arg({ type: FileUploadInput, required: true }) },
     resolve: async (query, _root, { input }, ctx, info) => {
-      const upload = await uploadFile({ ctx, organizationId: orgId(input.organizationId), file: input.file });
+      const upload = await uploadFile({
+        ctx,
+        organizationId: optionalId(input.organizationId, "Organization"),
+        file: input.file,
+      });
       noteAudit(ctx, info, { resourceType: "Upload", resourceId: upload.id, details: { file: upload.filename } });
       return ctx.prisma.upload.findUniqueOrThrow({ ...query, where: { id: upload.id } });
     },
@@ -166,19 +169,24 @@ builder.subscriptionField("eventImportProgress", (t) =>
     authScopes: { authenticated: true },
     description: "Progress of the imports you may see in an organization, while they run.",
     args: { organizationId: t.arg.id({ required: true }) },
-    subscribe: async function* (_root, args, ctx) {
+    // A Repeater pipeline, not a generator: closing the subscription reaches the source at once.
+    subscribe: async (_root, args, ctx) => {
       const id = decodeId(String(args.organizationId), "Organization").id;
       await authorize(ctx, id, "read");
-      for await (const event of ctx.pubsub.subscribe(UPLOAD_TOPIC, id)) {
-        const visible = await ctx.prisma.upload.count({ where: { id: event.id, ...visibleAnalytics(ctx) } });
-        if (!visible) continue;
-        yield {
-          uploadId: event.id,
-          phase: event.data?.phase as Progress["phase"],
-          processedLines: Number(event.data?.processedLines ?? 0),
-          totalLines: event.data?.totalLines == null ? null : Number(event.data.totalLines),
-        } satisfies Progress;
-      }
+      return pipe(
+        ctx.pubsub.subscribe(UPLOAD_TOPIC, id),
+        filter(
+          async (event) => (await ctx.prisma.upload.count({ where: { id: event.id, ...visibleAnalytics(ctx) } })) > 0,
+        ),
+        map(
+          (event): Progress => ({
+            uploadId: event.id,
+            phase: event.data?.phase as Progress["phase"],
+            processedLines: Number(event.data?.processedLines ?? 0),
+            totalLines: event.data?.totalLines == null ? null : Number(event.data.totalLines),
+          }),
+        ),
+      );
     },
     resolve: (progress) => progress,
   }),

@@ -13,6 +13,7 @@ import {
   notifyRecorded,
   recordEvent,
   rowOf,
+  validateEvent,
   validateEvents,
 } from "../events/event.service.ts";
 import type { EventDraft } from "../events/eventInput.ts";
@@ -42,6 +43,7 @@ function displayName(name: string) {
   const clean = [...base]
     .filter((c) => c.charCodeAt(0) >= 32 && c.charCodeAt(0) !== 127)
     .join("")
+    .trim()
     .slice(0, 255);
   return clean || "upload";
 }
@@ -94,22 +96,38 @@ export async function uploadFile({
   file: File;
 }) {
   const target = await ingestTarget(ctx, organizationId);
+  const event = (uploadId: string, sha256: string) => ({
+    kind: "FILE_UPLOADED",
+    filePath: displayName(file.name),
+    sizeBytes: file.size,
+    details: { uploadId, contentType: file.type || "application/octet-stream", sha256 },
+  });
+  // Checked before anything is stored: a file whose event would be refused is not kept.
+  validateEvent(target, event("", ""));
   const upload = await store(ctx, target, file, "FILE");
-  await recordEvent({
-    ctx,
-    organizationId: target.organizationId,
-    uploadId: upload.id,
-    input: {
-      kind: "FILE_UPLOADED",
-      filePath: upload.filename,
-      sizeBytes: Number(upload.sizeBytes),
-      details: { uploadId: upload.id, contentType: upload.contentType, sha256: upload.sha256 },
-    },
+  return settle(ctx, upload.id, async () => {
+    const draft = validateEvent(target, event(upload.id, upload.sha256));
+    await recordEvent({ ctx, target, draft, uploadId: upload.id });
+    return ctx.prisma.upload.update({
+      where: { id: upload.id },
+      data: { status: "COMPLETED", completedAt: new Date() },
+    });
   });
-  return ctx.prisma.upload.update({
-    where: { id: upload.id },
-    data: { status: "COMPLETED", completedAt: new Date() },
-  });
+}
+
+/** Runs the rest of an upload's work; on any failure the upload is marked FAILED, never left PROCESSING. */
+async function settle<T>(ctx: Context, uploadId: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    await ctx.prisma.upload
+      .updateMany({
+        where: { id: uploadId, status: "PROCESSING" },
+        data: { status: "FAILED", completedAt: new Date() },
+      })
+      .catch((e: unknown) => ctx.logger.error({ err: e, uploadId }, "could not mark the upload failed"));
+    throw err;
+  }
 }
 
 export async function importEvents({
@@ -133,6 +151,23 @@ export async function importEvents({
       data: { phase, processedLines, totalLines },
     });
 
+  return settle(ctx, upload.id, async () => {
+    try {
+      return await importStored(ctx, target, upload, kind, progress);
+    } catch (err) {
+      if (!(err instanceof ImportRejectedError)) progress("FAILED", 0, null);
+      throw err;
+    }
+  });
+}
+
+async function importStored(
+  ctx: Context,
+  target: IngestTarget,
+  upload: { id: string; storageKey: string },
+  kind: ImportFormat,
+  progress: (phase: string, processedLines: number, totalLines: number | null) => void,
+) {
   // Pass 1: every line validated before anything is stored.
   const drafts: EventDraft[] = [];
   const errors: FieldError[] = [];
