@@ -5,6 +5,7 @@ import type { AddressInfo } from "node:net";
 import type { Config } from "./config.ts";
 import type { AppDeps } from "./context.ts";
 import { createPrincipalResolver, type PrincipalResolver } from "./features/auth/principal.ts";
+import { syncConnectors } from "./features/connectors/integration.service.ts";
 import { createHealth } from "./infra/health.ts";
 import { createLogger, type Logger } from "./infra/logger.ts";
 import { createMailer, type Mailer } from "./infra/mailer.ts";
@@ -58,7 +59,10 @@ export function buildApp(config: Config, options: { logger?: Logger } = {}): App
       mailer,
       principals,
       storage: createFileStorage(config.uploadDir),
+      secrets: runtime.secrets,
     };
+    // Not fatal: a database still starting must not stop the server; integrations retry it.
+    await syncConnectors(deps.prisma).catch((err: unknown) => logger.warn({ err }, "connectors not synced at start"));
     const yoga = createYogaServer(deps);
     const health = createHealth({ raw: runtime.db.raw, redis: runtime.redis, isDraining: () => draining, logger });
     const healthRoutes = createHealthRoutes(health);

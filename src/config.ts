@@ -71,6 +71,10 @@ const envSchema = z.object({
   SUGGESTION_DEBOUNCE_MS: int(0, 600_000).default(2_000),
   UPLOAD_MAX_BYTES: int(1024, 1024 * 1024 * 1024).default(20 * 1024 * 1024),
   IMPORT_MAX_LINES: int(1, 1_000_000).default(100_000),
+  // kid:base64-32-bytes pairs; the first seals, all open (rotation).
+  SECRETS_KEYS: z.string().optional(),
+  CONNECTOR_ALLOWED_HOSTS: list.optional(),
+  CONNECTOR_TIMEOUT_MS: int(100, 120_000).default(10_000),
 });
 
 export interface JwtKey {
@@ -96,6 +100,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
   }
   const config = toConfig(parsed.data);
   const problems = config.production ? productionProblems(parsed.data, config) : [];
+  if (!Array.isArray(config.secretsKeys)) {
+    problems.push(`SECRETS_KEYS: ${config.secretsKeys.invalid}, e.g. SECRETS_KEYS="k1:$(openssl rand -base64 32)"`);
+  } else if (config.secretsKeys.length === 0 && (config.production || config.mode === "services")) {
+    // Integration secrets sealed with a key only one instance (or one process) knows would be lost.
+    problems.push(
+      'SECRETS_KEYS is not set. Integration secrets are encrypted with it: SECRETS_KEYS="k1:$(openssl rand -base64 32)"',
+    );
+  }
   if (config.mode === "services" && config.jwt.ephemeral) {
     // Each replica would sign with its own random key and refuse the others' tokens.
     problems.push("JWT_KEYS is not set. The services mode runs several instances, which must share one key ring.");
@@ -160,7 +172,44 @@ function toConfig(e: z.infer<typeof envSchema>) {
       suggestionDebounceMs: e.SUGGESTION_DEBOUNCE_MS,
     },
     uploads: { maxBytes: e.UPLOAD_MAX_BYTES, maxImportLines: e.IMPORT_MAX_LINES },
+    secretsKeys: parseSecretsKeys(e.SECRETS_KEYS),
+    connectors: {
+      allowedHosts: e.CONNECTOR_ALLOWED_HOSTS ?? DEFAULT_CONNECTOR_HOSTS,
+      timeoutMs: e.CONNECTOR_TIMEOUT_MS,
+    },
   };
+}
+
+/** The services' own API hosts: connectors may call these unless CONNECTOR_ALLOWED_HOSTS says otherwise. */
+const DEFAULT_CONNECTOR_HOSTS = [
+  "api.github.com",
+  "hooks.slack.com",
+  "www.googleapis.com",
+  "api.dropboxapi.com",
+  "content.dropboxapi.com",
+  "*.amazonaws.com",
+];
+
+export interface SecretsKey {
+  kid: string;
+  key: Buffer;
+}
+
+/** SECRETS_KEYS="k2:<base64 of 32 bytes>,k1:<…>": the first seals new secrets, every one opens. */
+function parseSecretsKeys(raw: string | undefined): SecretsKey[] | { invalid: string } {
+  if (!raw) return [];
+  const keys: SecretsKey[] = [];
+  for (const entry of raw
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean)) {
+    const at = entry.indexOf(":");
+    const key = Buffer.from(entry.slice(at + 1), "base64");
+    if (at <= 0 || key.length !== 32) return { invalid: "each entry must be kid:<base64 of 32 random bytes>" };
+    if (keys.some((k) => k.kid === entry.slice(0, at))) return { invalid: "a key id appears twice" };
+    keys.push({ kid: entry.slice(0, at), key });
+  }
+  return keys;
 }
 
 /** JWT_KEYS="kid1:secret1,kid2:secret2": the first key signs, all of them verify. */

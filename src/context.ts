@@ -7,6 +7,7 @@ import type { LockService } from "./infra/lock.ts";
 import type { Logger } from "./infra/logger.ts";
 import type { Mailer } from "./infra/mailer.ts";
 import type { PubSub } from "./infra/pubsub.ts";
+import type { SecretBox } from "./infra/secretBox.ts";
 import type { Storage } from "./infra/storage.ts";
 import { decodeId } from "./schema/globalId.ts";
 
@@ -20,6 +21,7 @@ export interface AppDeps {
   mailer: Mailer;
   principals: PrincipalResolver;
   storage: Storage;
+  secrets: SecretBox;
 }
 
 /** What a mutation resolver tells the audit trail about the row it acted on. */

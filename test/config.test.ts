@@ -60,6 +60,8 @@ describe("production configuration", () => {
     ["CORS origins are *", { CORS_ORIGINS: "*" }, /CORS_ORIGINS contains "\*"/],
     ["DATABASE_URL is missing", { DATABASE_URL: undefined }, /DATABASE_URL is not set\. Production runs on PostgreSQL/],
     ["REDIS_URL is missing", { REDIS_URL: undefined }, /REDIS_URL is not set\. Production shares/],
+    ["the secrets key ring is missing", { SECRETS_KEYS: undefined }, /SECRETS_KEYS is not set\. Integration secrets/],
+    ["a secrets key is not 32 bytes", { SECRETS_KEYS: "k1:c2hvcnQ=" }, /SECRETS_KEYS: each entry must be kid:<base64/],
   ])("refuses when %s", (_name, env, message) => {
     expect(refusal(env)).toMatch(message);
   });

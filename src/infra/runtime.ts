@@ -1,16 +1,18 @@
 // The one place that picks the run mode: embedded (PGlite, in-process pub/sub and locks) or
 // services (PostgreSQL, Redis). Everything above receives the same Runtime either way.
 import type { Redis } from "ioredis";
-import type { Config } from "../config.ts";
+import type { Config, SecretsKey } from "../config.ts";
 import { type Database, openDatabase } from "./db.ts";
 import { createInProcessLocks, createRedisLocks, type LockService } from "./lock.ts";
 import type { Logger } from "./logger.ts";
 import { applyPendingMigrations, FailedMigrationError, pendingMigrations } from "./migrations.ts";
 import { createInProcessPubSub, createRedisPubSub, type PubSub } from "./pubsub.ts";
 import { createRedis } from "./redis.ts";
+import { createSecretBox, embeddedSecretsKey, type SecretBox } from "./secretBox.ts";
 
 export interface Runtime {
   db: Database;
+  secrets: SecretBox;
   redis?: Redis;
   pubsub: PubSub;
   locks: LockService;
@@ -29,8 +31,10 @@ export async function openRuntime(config: Config, logger: Logger): Promise<Runti
     await db.close();
     throw err;
   }
+  const keys = config.secretsKeys as SecretsKey[];
+  const secrets = createSecretBox(keys.length ? keys : [embeddedSecretsKey(config.dataDir)]);
   if (config.mode === "embedded") {
-    return { db, pubsub: createInProcessPubSub(), locks: createInProcessLocks(), close: () => db.close() };
+    return { db, secrets, pubsub: createInProcessPubSub(), locks: createInProcessLocks(), close: () => db.close() };
   }
 
   const redis = createRedis(config, logger, "commands");
@@ -45,6 +49,7 @@ export async function openRuntime(config: Config, logger: Logger): Promise<Runti
   }
   return {
     db,
+    secrets,
     redis,
     pubsub: createRedisPubSub(redis, subscriber, config.redisKeyPrefix),
     locks: createRedisLocks(redis),

@@ -12,6 +12,7 @@ import "../features/patterns/pattern.schema.ts";
 import "../features/workflows/workflow.schema.ts";
 import "../features/suggestions/suggestion.schema.ts";
 import "../features/uploads/upload.schema.ts";
+import "../features/connectors/integration.schema.ts";
 import { builder } from "./builder.ts";
 
 export const schema = builder.toSchema();

@@ -12,6 +12,7 @@ import { type MailCatcher, startMailCatcher } from "./mail.ts";
 export const services = inject("services");
 
 export const TEST_JWT_KEYS = "test-1:test-secret-0123456789-0123456789-abcdef";
+export const TEST_SECRETS_KEYS = `test-1:${Buffer.alloc(32, 7).toString("base64")}`;
 
 /** Environment for a test server; `overrides` win, and an undefined value unsets a variable. */
 export function testEnv(overrides: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
@@ -21,6 +22,7 @@ export function testEnv(overrides: Record<string, string | undefined> = {}): Nod
     HOST: "127.0.0.1",
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
     JWT_KEYS: TEST_JWT_KEYS,
+    SECRETS_KEYS: TEST_SECRETS_KEYS,
     // Cheap hashes: the suite registers many users. Production refuses anything below 15.
     PASSWORD_HASH_LOG_N: "10",
     ...(services

@@ -12,6 +12,7 @@ import { toGraphQLError } from "../../schema/errors.ts";
 import { decodeId } from "../../schema/globalId.ts";
 import { roleIn } from "../auth/access.ts";
 
+// "secrets" holds an integration's credentials, whatever each one is called (a webhook URL is one).
 const SECRET_KEY = /pass(word)?|secret|token|^key$|apiKey|authorization/i;
 
 /** Replaces every value under a secret-looking key, at any depth. */

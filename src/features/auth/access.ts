@@ -13,6 +13,7 @@ export type Permission =
   | "execute"
   | "members:manage"
   | "apiKeys:manage"
+  | "integrations:manage"
   | "audit:read"
   | "organization:update"
   | "organization:delete"
@@ -24,6 +25,7 @@ const ADMIN: Permission[] = [
   "delete",
   "members:manage",
   "apiKeys:manage",
+  "integrations:manage",
   "audit:read",
   "organization:update",
 ];

@@ -1,0 +1,312 @@
+// The seven connectors: each one's configuration (public) and secrets as zod schemas (their
+// JSON Schema is what the API shows), its connection test, and the actions workflow steps
+// call. Every call is the service's real API against a base URL that can be configured.
+import nodemailer from "nodemailer";
+import { z } from "zod";
+import { ConnectorError, type ConnectorNetwork, connectorFetch, hostAllowed } from "./connectorHttp.ts";
+import { encodeKey, signS3 } from "./sigv4.ts";
+
+export interface ConnectorCall {
+  config: Record<string, unknown>;
+  secrets: Record<string, string>;
+  network: ConnectorNetwork;
+  signal?: AbortSignal;
+}
+
+export type ActionInput = Record<string, unknown>;
+
+export interface ConnectorDefinition {
+  key: string;
+  name: string;
+  description: string;
+  config: z.ZodObject;
+  secrets: z.ZodObject;
+  /** A real, harmless call that proves the configuration and credentials work. */
+  test(call: ConnectorCall): Promise<string>;
+  actions: Record<string, (call: ConnectorCall, input: ActionInput) => Promise<unknown>>;
+}
+
+const url = z.url({ protocol: /^https?$/ });
+const text = (input: ActionInput, key: string) => String(input[key] ?? "");
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+const json = { "content-type": "application/json" };
+
+const github: ConnectorDefinition = {
+  key: "github",
+  name: "GitHub",
+  description: "Commits files to a repository (the contents API).",
+  config: z.object({
+    baseUrl: url.default("https://api.github.com"),
+    owner: z.string().min(1).max(100),
+    repository: z.string().min(1).max(100),
+  }),
+  secrets: z.object({ accessToken: z.string().min(1) }),
+  async test({ config, secrets, network, signal }) {
+    const c = config as { baseUrl: string; owner: string; repository: string };
+    await connectorFetch(network, `${c.baseUrl}/repos/${c.owner}/${c.repository}`, {
+      method: "GET",
+      headers: { ...bearer(secrets.accessToken as string), accept: "application/vnd.github+json" },
+      signal,
+    });
+    return `Repository ${c.owner}/${c.repository} is reachable.`;
+  },
+  actions: {
+    async putFile({ config, secrets, network, signal }, input) {
+      const c = config as { baseUrl: string; owner: string; repository: string };
+      const res = await connectorFetch(
+        network,
+        `${c.baseUrl}/repos/${c.owner}/${c.repository}/contents/${encodeKey(text(input, "path"))}`,
+        {
+          method: "PUT",
+          headers: { ...bearer(secrets.accessToken as string), accept: "application/vnd.github+json", ...json },
+          body: JSON.stringify({
+            message: text(input, "message") || `Update ${text(input, "path")} from Floyo`,
+            content: Buffer.from(text(input, "content")).toString("base64"),
+            ...(input.sha ? { sha: text(input, "sha") } : {}),
+          }),
+          signal,
+        },
+      );
+      return res.json();
+    },
+  },
+};
+
+const slack: ConnectorDefinition = {
+  key: "slack",
+  name: "Slack",
+  description: "Posts messages through an incoming webhook.",
+  config: z.object({ channel: z.string().max(100).optional() }),
+  secrets: z.object({ webhookUrl: url }),
+  async test(call) {
+    await slack.actions.postMessage?.(call, { text: "Floyo connection test" });
+    return "The webhook accepted a test message.";
+  },
+  actions: {
+    async postMessage({ config, secrets, network, signal }, input) {
+      const channel = (config as { channel?: string }).channel;
+      await connectorFetch(network, secrets.webhookUrl as string, {
+        method: "POST",
+        headers: json,
+        body: JSON.stringify({ text: text(input, "text"), ...(channel ? { channel } : {}) }),
+        signal,
+      });
+      return { posted: true };
+    },
+  },
+};
+
+const googleDrive: ConnectorDefinition = {
+  key: "google_drive",
+  name: "Google Drive",
+  description: "Uploads files into a folder (Drive API v3, multipart upload).",
+  config: z.object({ baseUrl: url.default("https://www.googleapis.com"), folderId: z.string().min(1).max(200) }),
+  secrets: z.object({ accessToken: z.string().min(1) }),
+  async test({ config, secrets, network, signal }) {
+    const c = config as { baseUrl: string; folderId: string };
+    await connectorFetch(network, `${c.baseUrl}/drive/v3/files/${encodeURIComponent(c.folderId)}?fields=id,name`, {
+      method: "GET",
+      headers: bearer(secrets.accessToken as string),
+      signal,
+    });
+    return "The folder is reachable.";
+  },
+  actions: {
+    async uploadFile({ config, secrets, network, signal }, input) {
+      const c = config as { baseUrl: string; folderId: string };
+      const boundary = `floyo${Date.now().toString(36)}`;
+      const metadata = JSON.stringify({ name: text(input, "name"), parents: [c.folderId] });
+      const body = [
+        `--${boundary}\r\ncontent-type: application/json; charset=UTF-8\r\n\r\n${metadata}\r\n`,
+        `--${boundary}\r\ncontent-type: ${text(input, "mimeType") || "application/octet-stream"}\r\n\r\n${text(input, "content")}\r\n`,
+        `--${boundary}--\r\n`,
+      ].join("");
+      const res = await connectorFetch(network, `${c.baseUrl}/upload/drive/v3/files?uploadType=multipart`, {
+        method: "POST",
+        headers: {
+          ...bearer(secrets.accessToken as string),
+          "content-type": `multipart/related; boundary=${boundary}`,
+        },
+        body,
+        signal,
+      });
+      return res.json();
+    },
+  },
+};
+
+const dropbox: ConnectorDefinition = {
+  key: "dropbox",
+  name: "Dropbox",
+  description: "Uploads files into a folder (files/upload).",
+  config: z.object({
+    apiBaseUrl: url.default("https://api.dropboxapi.com"),
+    contentBaseUrl: url.default("https://content.dropboxapi.com"),
+    folderPath: z.string().startsWith("/").max(500).default("/Floyo"),
+  }),
+  secrets: z.object({ accessToken: z.string().min(1) }),
+  async test({ config, secrets, network, signal }) {
+    const c = config as { apiBaseUrl: string };
+    await connectorFetch(network, `${c.apiBaseUrl}/2/users/get_current_account`, {
+      method: "POST",
+      headers: bearer(secrets.accessToken as string),
+      signal,
+    });
+    return "The account is reachable.";
+  },
+  actions: {
+    async uploadFile({ config, secrets, network, signal }, input) {
+      const c = config as { contentBaseUrl: string; folderPath: string };
+      const path = `${c.folderPath.replace(/\/$/, "")}/${text(input, "name")}`;
+      // Dropbox wants the argument header in ASCII: anything else escaped.
+      const arg = JSON.stringify({ path, mode: "overwrite", autorename: false }).replace(
+        /[\u007f-\uffff]/g,
+        (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`,
+      );
+      const res = await connectorFetch(network, `${c.contentBaseUrl}/2/files/upload`, {
+        method: "POST",
+        headers: {
+          ...bearer(secrets.accessToken as string),
+          "content-type": "application/octet-stream",
+          "dropbox-api-arg": arg,
+        },
+        body: text(input, "content"),
+        signal,
+      });
+      return res.json();
+    },
+  },
+};
+
+const s3: ConnectorDefinition = {
+  key: "s3",
+  name: "Amazon S3 (or compatible)",
+  description: "Puts objects into a bucket, signed with AWS Signature V4 (path-style URLs).",
+  config: z.object({
+    endpoint: url.optional(),
+    region: z.string().regex(/^[a-z0-9-]{2,32}$/),
+    bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,62}$/),
+  }),
+  secrets: z.object({ accessKeyId: z.string().min(1), secretAccessKey: z.string().min(1) }),
+  async test(call) {
+    await s3Request(call, "HEAD", "", "");
+    return "The bucket is reachable.";
+  },
+  actions: {
+    async putObject(call, input) {
+      await s3Request(call, "PUT", text(input, "key"), text(input, "body"), text(input, "contentType"));
+      return { key: text(input, "key") };
+    },
+  },
+};
+
+function s3Request(call: ConnectorCall, method: string, key: string, body: string, contentType?: string) {
+  const c = call.config as { endpoint?: string; region: string; bucket: string };
+  const endpoint = (c.endpoint ?? `https://s3.${c.region}.amazonaws.com`).replace(/\/$/, "");
+  const target = new URL(`${endpoint}/${c.bucket}${key ? `/${encodeKey(key)}` : ""}`);
+  const headers = signS3({
+    method,
+    url: target,
+    region: c.region,
+    accessKeyId: call.secrets.accessKeyId as string,
+    secretAccessKey: call.secrets.secretAccessKey as string,
+    body,
+    headers: contentType ? { "content-type": contentType } : {},
+  });
+  delete headers.host;
+  return connectorFetch(call.network, target.toString(), {
+    method,
+    headers,
+    body: method === "PUT" ? body : undefined,
+    signal: call.signal,
+  });
+}
+
+const smtp: ConnectorDefinition = {
+  key: "smtp",
+  name: "Email (SMTP)",
+  description: "Sends mail through your SMTP server.",
+  config: z.object({
+    host: z.string().min(1).max(255),
+    port: z.number().int().min(1).max(65535).default(587),
+    secure: z.boolean().default(false),
+    username: z.string().max(255).optional(),
+    fromEmail: z.email(),
+  }),
+  secrets: z.object({ password: z.string().optional() }),
+  async test(call) {
+    await transport(call).verify();
+    return "The SMTP server accepted the connection.";
+  },
+  actions: {
+    async sendMail(call, input) {
+      const c = call.config as { fromEmail: string };
+      const to = Array.isArray(input.to) ? input.to.map(String) : [text(input, "to")];
+      const info = await transport(call).sendMail({
+        from: c.fromEmail,
+        to,
+        subject: text(input, "subject"),
+        text: text(input, "text"),
+      });
+      return { messageId: info.messageId, accepted: info.accepted };
+    },
+  },
+};
+
+function transport({ config, secrets, network }: ConnectorCall) {
+  const c = config as { host: string; port: number; secure: boolean; username?: string };
+  const probe = new URL(`smtp://${c.host}:${c.port}`);
+  if (!hostAllowed(probe, network.allowedHosts)) {
+    throw new ConnectorError(
+      "HOST_NOT_ALLOWED",
+      `${c.host} is not in CONNECTOR_ALLOWED_HOSTS; ask an operator to allow it.`,
+    );
+  }
+  return nodemailer.createTransport({
+    host: c.host,
+    port: c.port,
+    secure: c.secure,
+    auth: c.username ? { user: c.username, pass: secrets.password ?? "" } : undefined,
+    connectionTimeout: network.timeoutMs,
+    greetingTimeout: network.timeoutMs,
+    socketTimeout: network.timeoutMs,
+    tls: { rejectUnauthorized: true },
+  });
+}
+
+const http: ConnectorDefinition = {
+  key: "http",
+  name: "HTTP / webhook",
+  description: "Calls any HTTP endpoint on an allowed host, with an optional Authorization header.",
+  config: z.object({ baseUrl: url, testPath: z.string().startsWith("/").default("/") }),
+  secrets: z.object({ authorization: z.string().optional() }),
+  async test(call) {
+    const c = call.config as { testPath: string };
+    await http.actions.request?.(call, { method: "GET", path: c.testPath });
+    return "The endpoint answered.";
+  },
+  actions: {
+    async request({ config, secrets, network, signal }, input) {
+      const c = config as { baseUrl: string };
+      const method = (text(input, "method") || "POST").toUpperCase();
+      const body = input.body === undefined ? undefined : JSON.stringify(input.body);
+      const res = await connectorFetch(network, `${c.baseUrl.replace(/\/$/, "")}${text(input, "path")}`, {
+        method,
+        headers: {
+          ...(body ? json : {}),
+          ...(secrets.authorization ? { authorization: secrets.authorization } : {}),
+        },
+        body,
+        signal,
+      });
+      try {
+        return { status: res.status, body: res.json() };
+      } catch {
+        return { status: res.status, body: res.body.slice(0, 10_000) };
+      }
+    },
+  },
+};
+
+export const CONNECTORS: readonly ConnectorDefinition[] = [github, slack, googleDrive, dropbox, s3, smtp, http];
+export const connectorByKey = new Map(CONNECTORS.map((c) => [c.key, c]));
