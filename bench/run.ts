@@ -154,6 +154,8 @@ async function startOurs(apiDir: string, jwtKeys: string): Promise<Server> {
     REDIS_URL,
     REDIS_KEY_PREFIX: "bench:",
     JWT_KEYS: jwtKeys,
+    // Required in production since integrations exist; the benchmark stores no secrets.
+    SECRETS_KEYS: `bench:${Buffer.alloc(32, 1).toString("base64")}`,
     CORS_ORIGINS: "http://localhost",
     // Production requires an SMTP server since ced5313; the benchmark sends no mail, and
     // nodemailer connects only when one is sent. Nothing listens on port 1.
