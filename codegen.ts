@@ -7,7 +7,13 @@ const shared = {
   config: {
     useTypeImports: true,
     enumsAsTypes: true,
-    scalars: { DateTime: "string", JSONObject: "Record<string, unknown>", SafeInt: "number", File: "File" },
+    scalars: {
+      DateTime: "string",
+      JSONObject: "Record<string, unknown>",
+      JSON: "unknown",
+      SafeInt: "number",
+      File: "File",
+    },
     strictScalars: true,
   },
   presetConfig: { fragmentMasking: false },

@@ -3,7 +3,7 @@ import SchemaBuilder from "@pothos/core";
 import PrismaPlugin from "@pothos/plugin-prisma";
 import RelayPlugin from "@pothos/plugin-relay";
 import ScopeAuthPlugin from "@pothos/plugin-scope-auth";
-import { DateTimeResolver, JSONObjectResolver, SafeIntResolver } from "graphql-scalars";
+import { DateTimeResolver, JSONObjectResolver, JSONResolver, SafeIntResolver } from "graphql-scalars";
 import type { Context } from "../context.ts";
 import { ForbiddenError, UnauthenticatedError } from "../errors.ts";
 import type PrismaTypes from "../generated/pothos-types.ts";
@@ -25,6 +25,7 @@ export const builder = new SchemaBuilder<{
   Scalars: {
     DateTime: { Input: Date; Output: Date };
     JSONObject: { Input: Record<string, unknown>; Output: unknown };
+    JSON: { Input: unknown; Output: unknown };
     SafeInt: { Input: number; Output: number | bigint };
     File: { Input: File; Output: never };
   };
@@ -62,6 +63,7 @@ export const builder = new SchemaBuilder<{
 
 builder.addScalarType("DateTime", DateTimeResolver);
 builder.addScalarType("JSONObject", JSONObjectResolver);
+builder.addScalarType("JSON", JSONResolver);
 // Byte counts are BigInt columns; every value the API stores fits in 2^53.
 builder.addScalarType("SafeInt", SafeIntResolver, {
   serialize: (value) => SafeIntResolver.serialize(typeof value === "bigint" ? Number(value) : value),
