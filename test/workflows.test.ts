@@ -16,7 +16,7 @@ afterAll(() => server.stop());
 
 const WORKFLOW = "id name status currentVersion definition";
 
-export async function createWorkflow(user: TestUser, definition: unknown, name = "Nightly report", status?: string) {
+async function createWorkflow(user: TestUser, definition: unknown, name = "Nightly report", status?: string) {
   return gql<{ workflowCreate: { id: string; currentVersion: number; definition: { steps: unknown[] } } }>(
     url,
     `mutation($input: WorkflowCreateInput!) { workflowCreate(input: $input) { ${WORKFLOW} } }`,
