@@ -2,6 +2,7 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { hostname } from "node:os";
 import type { Config } from "./config.ts";
 import type { AppDeps } from "./context.ts";
 import { createPrincipalResolver, type PrincipalResolver } from "./features/auth/principal.ts";
@@ -12,6 +13,7 @@ import { createMailer, type Mailer } from "./infra/mailer.ts";
 import { openRuntime, type Runtime } from "./infra/runtime.ts";
 import { createFileStorage } from "./infra/storage.ts";
 import { type AnalysisWorker, startAnalysisWorker } from "./jobs/analysis.job.ts";
+import { type ExecutionWorker, startExecutionWorker } from "./jobs/executions.job.ts";
 import { createSuggestionScheduler, type SuggestionScheduler } from "./jobs/suggestions.job.ts";
 import { createDownloadRoutes } from "./server/downloads.ts";
 import { createFastPath, takesFastPath } from "./server/fastPath.ts";
@@ -47,6 +49,9 @@ export function buildApp(config: Config, options: { logger?: Logger } = {}): App
   let mailer: Mailer | undefined;
   let analysis: AnalysisWorker | undefined;
   let suggestions: SuggestionScheduler | undefined;
+  let executions: ExecutionWorker | undefined;
+  // Names this process in leases and claimed runs: host, pid and a random part.
+  const instanceId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
 
   async function start() {
     runtime = await openRuntime(config, logger);
@@ -71,6 +76,7 @@ export function buildApp(config: Config, options: { logger?: Logger } = {}): App
     const scheduler = createSuggestionScheduler(deps, config.analysis.suggestionDebounceMs);
     suggestions = scheduler;
     analysis = startAnalysisWorker(deps, { ...config.analysis, onAnalysed: scheduler.schedule });
+    executions = startExecutionWorker(deps, { ...config.executions, workerId: instanceId });
 
     const accessLog = logger.isLevelEnabled("debug");
     server.on("request", (req: IncomingMessage, res: ServerResponse) => {
@@ -178,6 +184,7 @@ export function buildApp(config: Config, options: { logger?: Logger } = {}): App
     clearTimeout(timer);
     clearInterval(sweep);
     await analysis?.stop();
+    await executions?.stop();
     await suggestions?.stop();
     await principals?.close();
     mailer?.close();

@@ -75,6 +75,12 @@ const envSchema = z.object({
   SECRETS_KEYS: z.string().optional(),
   CONNECTOR_ALLOWED_HOSTS: list.optional(),
   CONNECTOR_TIMEOUT_MS: int(100, 120_000).default(10_000),
+  EXECUTION_CONCURRENCY: int(1, 256).default(4),
+  EXECUTION_ORG_LIMIT: int(1, 1000).default(5),
+  EXECUTION_POLL_MS: int(50, 600_000).default(1_000),
+  EXECUTION_HEARTBEAT_MS: int(50, 60_000).default(2_000),
+  EXECUTION_STALE_MS: int(200, 3_600_000).default(15_000),
+  EXECUTION_MAX_ATTEMPTS: int(1, 10).default(2),
 });
 
 export interface JwtKey {
@@ -176,6 +182,14 @@ function toConfig(e: z.infer<typeof envSchema>) {
     connectors: {
       allowedHosts: e.CONNECTOR_ALLOWED_HOSTS ?? DEFAULT_CONNECTOR_HOSTS,
       timeoutMs: e.CONNECTOR_TIMEOUT_MS,
+    },
+    executions: {
+      concurrency: e.EXECUTION_CONCURRENCY,
+      perOrganization: e.EXECUTION_ORG_LIMIT,
+      pollMs: e.EXECUTION_POLL_MS,
+      heartbeatMs: e.EXECUTION_HEARTBEAT_MS,
+      staleMs: e.EXECUTION_STALE_MS,
+      maxAttempts: e.EXECUTION_MAX_ATTEMPTS,
     },
   };
 }

@@ -10,6 +10,7 @@ import { type EventInput, recordBatch, snapshot, suggestionsGenerate } from "./h
 import { createUser, type TestUser } from "./helpers/factories.ts";
 import { spawnServer } from "./helpers/process.ts";
 import { startServer, type TestServer } from "./helpers/server.ts";
+import { until } from "./helpers/wait.ts";
 
 type Crafted = EventInput & { filePath: string; occurredAt: string };
 
@@ -92,15 +93,6 @@ async function pending(url: string, user: TestUser) {
   );
   if (!r.data) throw new Error(JSON.stringify(r.errors));
   return r.data.node.eventInsights;
-}
-
-/** Asks again until `done`: each check is a real request, and the pipeline moves meanwhile. */
-async function until<T>(check: () => Promise<T>, done: (value: T) => boolean, attempts = 100_000) {
-  for (let i = 0; i < attempts; i++) {
-    const value = await check();
-    if (done(value)) return value;
-  }
-  throw new Error("condition never met");
 }
 
 describe("analysis pipeline", () => {

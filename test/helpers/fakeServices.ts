@@ -13,6 +13,8 @@ export interface Recorded {
 
 type Handler = (req: Recorded, res: ServerResponse) => void;
 
+const flaky = new Map<string, number>();
+
 const json = (res: ServerResponse, status: number, body: unknown) => {
   res.writeHead(status, { "content-type": "application/json" });
   res.end(JSON.stringify(body));
@@ -30,6 +32,17 @@ const ROUTES: [string, RegExp, Handler][] = [
   ["PUT", /^\/bucket-1\/.+$/, (_q, res) => res.writeHead(200, { etag: '"e"' }).end()],
   ["GET", /^\/ping$/, (_q, res) => json(res, 200, { pong: true })],
   ["POST", /^\/hook$/, (_q, res) => json(res, 202, { accepted: true })],
+  // Fails twice per key, then answers: for retries.
+  [
+    "GET",
+    /^\/flaky\/[\w-]+$/,
+    (q, res) => {
+      const seen = (flaky.get(q.path) ?? 0) + 1;
+      flaky.set(q.path, seen);
+      if (seen <= 2) json(res, 503, { error: "try again" });
+      else json(res, 200, { ok: true, attempt: seen });
+    },
+  ],
   ["GET", /^\/echo-auth$/, (q, res) => json(res, 401, { error: `bad credentials ${q.headers.authorization}` })],
   // Never answers: for timeouts.
   ["GET", /^\/hang$/, () => undefined],

@@ -1,0 +1,3 @@
+-- AlterEnum
+ALTER TYPE "execution_status" ADD VALUE 'SKIPPED';
+

@@ -1,0 +1,162 @@
+// What each kind of step does. A step gets the outputs of the steps before it, an abort
+// signal (cancel, timeout) and a log; it returns its output or throws.
+import { setTimeout as sleep } from "node:timers/promises";
+import type { AppDeps } from "../../context.ts";
+import { AppError } from "../../errors.ts";
+import { decodeId } from "../../schema/globalId.ts";
+import { connectorFetch } from "../connectors/connectorHttp.ts";
+import { callFor } from "../connectors/integration.service.ts";
+import { notifyRecorded } from "../events/event.service.ts";
+import { eventInput, toDraft } from "../events/eventInput.ts";
+import type { Step } from "./definition.ts";
+
+export interface StepScope {
+  steps: Record<string, { output: unknown }>;
+}
+
+export interface StepContext {
+  deps: Pick<AppDeps, "prisma" | "secrets" | "config" | "pubsub">;
+  organizationId: string;
+  /** Who started the run (or the workflow's creator, for a schedule): events it emits are theirs. */
+  userId: string | null;
+  scope: StepScope;
+  signal: AbortSignal;
+  log: (line: string) => void;
+}
+
+/** A condition that was false: the rest of the run is skipped, and the run succeeds. */
+export class ConditionFalse extends Error {}
+
+function lookup(scope: StepScope, path: string): unknown {
+  return path.split(".").reduce<unknown>((value, key) => (value as Record<string, unknown> | undefined)?.[key], scope);
+}
+
+/** Fills {{steps.<id>.output.<path>}} in strings, at any depth; a string that is one placeholder takes the raw value. */
+export function render(value: unknown, scope: StepScope): unknown {
+  if (typeof value === "string") {
+    const whole = /^\{\{\s*([\w.-]+)\s*\}\}$/.exec(value);
+    if (whole?.[1]) return lookup(scope, whole[1]) ?? null;
+    return value.replace(/\{\{\s*([\w.-]+)\s*\}\}/g, (_, path: string) => {
+      const found = lookup(scope, path);
+      return found === undefined || found === null
+        ? ""
+        : typeof found === "object"
+          ? JSON.stringify(found)
+          : String(found);
+    });
+  }
+  if (Array.isArray(value)) return value.map((v) => render(v, scope));
+  if (value && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, render(v, scope)]));
+  }
+  return value;
+}
+
+async function viaIntegration(ctx: StepContext, integrationId: string, action: string, input: Record<string, unknown>) {
+  const { connector, call } = await callFor(
+    ctx.deps,
+    decodeId(integrationId, "Integration").id,
+    ctx.organizationId,
+    ctx.signal,
+  );
+  const run = connector.actions[action];
+  if (!run) throw new AppError("STEP_INVALID", `The ${connector.key} connector has no action "${action}".`);
+  ctx.log(`${connector.key}.${action}`);
+  return run(call, input);
+}
+
+function compare(operator: string, actual: unknown, expected: unknown): boolean {
+  switch (operator) {
+    case "exists":
+      return actual !== undefined && actual !== null;
+    case "eq":
+      return JSON.stringify(actual) === JSON.stringify(expected);
+    case "neq":
+      return JSON.stringify(actual) !== JSON.stringify(expected);
+    case "contains":
+      return Array.isArray(actual)
+        ? actual.some((a) => JSON.stringify(a) === JSON.stringify(expected))
+        : String(actual ?? "").includes(String(expected));
+    default: {
+      const [a, b] = [Number(actual), Number(expected)];
+      if (Number.isNaN(a) || Number.isNaN(b)) return false;
+      return operator === "gt" ? a > b : operator === "gte" ? a >= b : operator === "lt" ? a < b : a <= b;
+    }
+  }
+}
+
+export async function runStep(step: Step, ctx: StepContext): Promise<unknown> {
+  const r = (v: unknown) => render(v, ctx.scope);
+  switch (step.type) {
+    case "http_request": {
+      const body = step.body === undefined ? undefined : JSON.stringify(r(step.body));
+      ctx.log(`${step.method} ${new URL(step.url).host}`);
+      const res = await connectorFetch(ctx.deps.config.connectors, String(r(step.url)), {
+        method: step.method,
+        headers: {
+          ...(body ? { "content-type": "application/json" } : {}),
+          ...(r(step.headers ?? {}) as Record<string, string>),
+        },
+        body,
+        signal: ctx.signal,
+      });
+      let parsed: unknown = res.body;
+      try {
+        parsed = res.json();
+      } catch {
+        // Not JSON: kept as text.
+      }
+      return { status: res.status, body: parsed };
+    }
+    case "webhook":
+      return viaIntegration(ctx, step.integrationId, "request", {
+        method: "POST",
+        path: step.path,
+        body: r(step.body ?? {}),
+      });
+    case "slack_message":
+      return viaIntegration(ctx, step.integrationId, "postMessage", { text: r(step.text) });
+    case "email":
+      return viaIntegration(ctx, step.integrationId, "sendMail", {
+        to: step.to,
+        subject: r(step.subject),
+        text: r(step.text),
+      });
+    case "s3_put":
+      return viaIntegration(ctx, step.integrationId, "putObject", {
+        key: r(step.key),
+        body: r(step.body),
+        contentType: step.contentType,
+      });
+    case "connector":
+      if (!step.integrationId) throw new AppError("STEP_INVALID", "Connect an integration to this step first.");
+      return viaIntegration(ctx, step.integrationId, step.action, r(step.input) as Record<string, unknown>);
+    case "delay":
+      ctx.log(`waiting ${step.ms} ms`);
+      await sleep(step.ms, undefined, { signal: ctx.signal });
+      return { waitedMs: step.ms };
+    case "condition": {
+      const actual = lookup(ctx.scope, step.path);
+      const holds = compare(step.operator, actual, r(step.value));
+      ctx.log(`${step.path} ${step.operator} ${JSON.stringify(step.value ?? null)}: ${holds}`);
+      if (!holds) throw new ConditionFalse();
+      return { holds };
+    }
+    case "transform":
+      return r(step.template);
+    case "emit_event": {
+      if (!ctx.userId) throw new AppError("STEP_INVALID", "Events belong to a user; this run has none.");
+      // The same rules as any recorded event.
+      const parsed = eventInput.safeParse(r(step.event));
+      if (!parsed.success)
+        throw new AppError("STEP_INVALID", `The event is invalid: ${parsed.error.issues[0]?.message}`);
+      const draft = toDraft(parsed.data, new Date());
+      const event = await ctx.deps.prisma.event.create({
+        data: { ...draft, details: draft.details as object, organizationId: ctx.organizationId, userId: ctx.userId },
+        select: { id: true },
+      });
+      notifyRecorded(ctx.deps.pubsub, ctx.organizationId);
+      return { eventId: event.id };
+    }
+  }
+}
