@@ -12,9 +12,7 @@ import { createLogger, type Logger } from "./infra/logger.ts";
 import { createMailer, type Mailer } from "./infra/mailer.ts";
 import { openRuntime, type Runtime } from "./infra/runtime.ts";
 import { createFileStorage } from "./infra/storage.ts";
-import { type AnalysisWorker, startAnalysisWorker } from "./jobs/analysis.job.ts";
-import { type ExecutionWorker, startExecutionWorker } from "./jobs/executions.job.ts";
-import { createSuggestionScheduler, type SuggestionScheduler } from "./jobs/suggestions.job.ts";
+import { type Jobs, startJobs } from "./jobs/jobs.ts";
 import { createDownloadRoutes } from "./server/downloads.ts";
 import { createFastPath, takesFastPath } from "./server/fastPath.ts";
 import { createHealthRoutes } from "./server/healthRoutes.ts";
@@ -34,7 +32,12 @@ export interface App {
   readonly server: Server;
 }
 
-export function buildApp(config: Config, options: { logger?: Logger } = {}): App {
+/**
+ * `role: "worker"` (`npm run worker`): the same process without HTTP, running only the
+ * background jobs (analysis, executions, the scheduler), for deployments that separate them.
+ */
+export function buildApp(config: Config, options: { logger?: Logger; role?: "api" | "worker" } = {}): App {
+  const role = options.role ?? "api";
   const logger = options.logger ?? createLogger(config);
   let runtime: Runtime | undefined;
   let url = "";
@@ -47,9 +50,7 @@ export function buildApp(config: Config, options: { logger?: Logger } = {}): App
   let ws: ReturnType<typeof attachWebSocketServer> | undefined;
   let principals: PrincipalResolver | undefined;
   let mailer: Mailer | undefined;
-  let analysis: AnalysisWorker | undefined;
-  let suggestions: SuggestionScheduler | undefined;
-  let executions: ExecutionWorker | undefined;
+  let jobs: Jobs | undefined;
   // Names this process in leases and claimed runs: host, pid and a random part.
   const instanceId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
 
@@ -65,18 +66,20 @@ export function buildApp(config: Config, options: { logger?: Logger } = {}): App
       principals,
       storage: createFileStorage(config.uploadDir),
       secrets: runtime.secrets,
+      leaderStatus: () => jobs?.scheduler.status() ?? null,
     };
     // Not fatal: a database still starting must not stop the server; integrations retry it.
     await syncConnectors(deps.prisma).catch((err: unknown) => logger.warn({ err }, "connectors not synced at start"));
     const yoga = createYogaServer(deps);
     const health = createHealth({ raw: runtime.db.raw, redis: runtime.redis, isDraining: () => draining, logger });
-    const healthRoutes = createHealthRoutes(health);
+    const healthRoutes = createHealthRoutes(health, () => ({ scheduler: deps.leaderStatus() ?? { jobs: "disabled" } }));
     const downloads = createDownloadRoutes(deps);
     const fastPath = createFastPath(yoga, deps);
-    const scheduler = createSuggestionScheduler(deps, config.analysis.suggestionDebounceMs);
-    suggestions = scheduler;
-    analysis = startAnalysisWorker(deps, { ...config.analysis, onAnalysed: scheduler.schedule });
-    executions = startExecutionWorker(deps, { ...config.executions, workerId: instanceId });
+    if (config.jobsEnabled || role === "worker") jobs = startJobs(deps, instanceId);
+    if (role === "worker") {
+      logger.info({ instanceId, mode: config.mode }, "Floyo worker running");
+      return { url: "" };
+    }
 
     const accessLog = logger.isLevelEnabled("debug");
     server.on("request", (req: IncomingMessage, res: ServerResponse) => {
@@ -183,9 +186,7 @@ export function buildApp(config: Config, options: { logger?: Logger } = {}): App
     }
     clearTimeout(timer);
     clearInterval(sweep);
-    await analysis?.stop();
-    await executions?.stop();
-    await suggestions?.stop();
+    await jobs?.stop();
     await principals?.close();
     mailer?.close();
     await runtime?.close();
@@ -195,7 +196,14 @@ export function buildApp(config: Config, options: { logger?: Logger } = {}): App
   return {
     start,
     stop: () => {
-      stopping ??= server.listening ? shutdown() : (runtime?.close() ?? Promise.resolve());
+      stopping ??= server.listening
+        ? shutdown()
+        : (async () => {
+            await jobs?.stop();
+            await principals?.close();
+            mailer?.close();
+            await runtime?.close();
+          })();
       return stopping;
     },
     get url() {

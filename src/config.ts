@@ -81,6 +81,10 @@ const envSchema = z.object({
   EXECUTION_HEARTBEAT_MS: int(50, 60_000).default(2_000),
   EXECUTION_STALE_MS: int(200, 3_600_000).default(15_000),
   EXECUTION_MAX_ATTEMPTS: int(1, 10).default(2),
+  // false: this API instance leaves background work to `npm run worker` processes.
+  JOBS_ENABLED: bool.default(true),
+  SCHEDULER_LOCK_TTL_MS: int(300, 600_000).default(15_000),
+  RETENTION_CRON: z.string().default("0 3 * * *"),
 });
 
 export interface JwtKey {
@@ -183,6 +187,8 @@ function toConfig(e: z.infer<typeof envSchema>) {
       allowedHosts: e.CONNECTOR_ALLOWED_HOSTS ?? DEFAULT_CONNECTOR_HOSTS,
       timeoutMs: e.CONNECTOR_TIMEOUT_MS,
     },
+    jobsEnabled: e.JOBS_ENABLED,
+    scheduler: { lockTtlMs: e.SCHEDULER_LOCK_TTL_MS, retentionCron: e.RETENTION_CRON },
     executions: {
       concurrency: e.EXECUTION_CONCURRENCY,
       perOrganization: e.EXECUTION_ORG_LIMIT,

@@ -9,6 +9,7 @@ import type { Mailer } from "./infra/mailer.ts";
 import type { PubSub } from "./infra/pubsub.ts";
 import type { SecretBox } from "./infra/secretBox.ts";
 import type { Storage } from "./infra/storage.ts";
+import type { LeaderStatus } from "./jobs/scheduler.ts";
 import { decodeId } from "./schema/globalId.ts";
 
 /** What lives as long as the process: shared by every request's context. */
@@ -22,6 +23,8 @@ export interface AppDeps {
   principals: PrincipalResolver;
   storage: Storage;
   secrets: SecretBox;
+  /** This instance's part in scheduler leadership; null when it runs no background jobs. */
+  leaderStatus: () => LeaderStatus | null;
 }
 
 /** What a mutation resolver tells the audit trail about the row it acted on. */

@@ -1,4 +1,5 @@
-// The process: load config, start, and on SIGTERM or SIGINT drain and exit 0.
+// The process: load config, start, and on SIGTERM or SIGINT drain and exit 0. With
+// `--worker`, the background jobs alone, without HTTP.
 import { buildApp } from "./app.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 
@@ -11,7 +12,7 @@ try {
   process.exit(1);
 }
 
-const app = buildApp(config);
+const app = buildApp(config, { role: process.argv.includes("--worker") ? "worker" : "api" });
 if (config.jwt.ephemeral)
   app.logger.warn("JWT_KEYS is not set: tokens are signed with a random key and end with this process");
 

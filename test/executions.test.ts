@@ -9,24 +9,28 @@ import { errorCode } from "./helpers/api.ts";
 import { gql } from "./helpers/client.ts";
 import { createUser, type TestUser } from "./helpers/factories.ts";
 import { startFakeServices } from "./helpers/fakeServices.ts";
+import { isolatedServices } from "./helpers/isolated.ts";
 import { spawnServer } from "./helpers/process.ts";
 import { startServer, type TestServer } from "./helpers/server.ts";
 import { until } from "./helpers/wait.ts";
 
 let server: TestServer;
 let fake: Awaited<ReturnType<typeof startFakeServices>>;
+let isolated: Awaited<ReturnType<typeof isolatedServices>>;
 beforeAll(async () => {
   fake = await startFakeServices();
+  isolated = await isolatedServices("executions");
   server = await startServer({
+    ...isolated.env,
     CONNECTOR_ALLOWED_HOSTS: "127.0.0.1",
     EXECUTION_HEARTBEAT_MS: "100",
     EXECUTION_POLL_MS: "100",
-    EXECUTION_ORG_LIMIT: "1",
   });
 });
 afterAll(async () => {
   await server.stop();
   await fake.close();
+  await isolated.cleanup();
 });
 
 interface Execution {
@@ -183,7 +187,7 @@ describe("executions", () => {
     ]);
     const failed = await finished(server.graphqlUrl, user, (await run(server.graphqlUrl, user, broken)).id);
     expect(failed.status).toBe("FAILED");
-    expect(failed.error).toMatch(/Step "missing" failed: .*404/);
+    expect(failed.error).toMatch(/Step "missing" failed: 127\.0\.0\.1:\d+ answered 404/);
     expect(failed.steps.map((s) => [s.status, s.attempts])).toEqual([
       ["FAILED", 2],
       ["SKIPPED", 0],
@@ -208,6 +212,12 @@ describe("executions", () => {
 
   it("cancels a running run, and runs one at a time within the organization's limit", async () => {
     const user = await createUser(server.graphqlUrl);
+    const limited = await gql(
+      server.graphqlUrl,
+      "mutation($input: OrganizationUpdateInput!) { organizationUpdate(input: $input) { maxConcurrentExecutions } }",
+      { token: user.token, variables: { input: { id: user.org.id, maxConcurrentExecutions: 1 } } },
+    );
+    expect(limited.data).toEqual({ organizationUpdate: { maxConcurrentExecutions: 1 } });
     const long = await workflow(server.graphqlUrl, user, [{ id: "long", type: "delay", ms: 60_000 }]);
     const first = await run(server.graphqlUrl, user, long);
     const second = await run(server.graphqlUrl, user, long);
@@ -250,7 +260,11 @@ describe("a worker killed mid-run", () => {
   it("leaves no execution running: another instance runs it again", async () => {
     const dataDir = mkdtempSync(path.join(os.tmpdir(), "floyo-worker-"));
     onTestFinished(() => rmSync(dataDir, { recursive: true, force: true }));
+    // Its own database: only these two processes may take up the run.
+    const own = await isolatedServices("killed");
+    onTestFinished(() => own.cleanup());
     const env = {
+      ...own.env,
       DATA_DIR: dataDir,
       EXECUTION_HEARTBEAT_MS: "100",
       EXECUTION_POLL_MS: "100",

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vites
 import { gql, gqlUpload } from "./helpers/client.ts";
 import { type EventInput, recordBatch, snapshot, suggestionsGenerate } from "./helpers/events.ts";
 import { createUser, type TestUser } from "./helpers/factories.ts";
+import { isolatedServices } from "./helpers/isolated.ts";
 import { spawnServer } from "./helpers/process.ts";
 import { startServer, type TestServer } from "./helpers/server.ts";
 import { until } from "./helpers/wait.ts";
@@ -150,8 +151,11 @@ describe("a crash mid-analysis", () => {
   it("resumes on restart and counts every event exactly once", async () => {
     const dataDir = mkdtempSync(path.join(os.tmpdir(), "floyo-crash-"));
     onTestFinished(() => rmSync(dataDir, { recursive: true, force: true }));
-    // The same database (and Redis prefix) for both lives, as after a real restart.
-    const env = { DATA_DIR: dataDir, ANALYSIS_CONCURRENCY: "1" };
+    // The same database (and Redis prefix) for both lives, as after a real restart, and no
+    // other suite's server analysing in their place.
+    const own = await isolatedServices("crash");
+    onTestFinished(() => own.cleanup());
+    const env = { ...own.env, DATA_DIR: dataDir, ANALYSIS_CONCURRENCY: "1" };
     const first = await spawnServer(env);
     onTestFinished(() => first.kill("SIGKILL").then(() => undefined));
     const user = await createUser(first.graphqlUrl);

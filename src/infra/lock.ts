@@ -40,10 +40,15 @@ export function createRedisLocks(redis: Redis): LockService {
   };
 }
 
-/** `now` is injectable so that tests can let a lease lapse without waiting for it. */
+/**
+ * `now` is injectable so that tests can let a lease lapse without waiting for it. Fencing
+ * tokens start at the clock's milliseconds, so a restarted process's tokens exceed every
+ * token its previous life wrote down.
+ */
 export function createInProcessLocks(now: () => number = Date.now): LockService {
   const held = new Map<string, { token: string; expiresAt: number }>();
   const fences = new Map<string, bigint>();
+  const base = BigInt(now());
   const current = (name: string) => {
     const lock = held.get(name);
     return lock && lock.expiresAt > now() ? lock : undefined;
@@ -53,7 +58,7 @@ export function createInProcessLocks(now: () => number = Date.now): LockService 
       if (current(name)) return null;
       const token = randomUUID();
       held.set(name, { token, expiresAt: now() + ttlMs });
-      const fencingToken = (fences.get(name) ?? 0n) + 1n;
+      const fencingToken = (fences.get(name) ?? base) + 1n;
       fences.set(name, fencingToken);
       return { name, token, fencingToken };
     },

@@ -42,7 +42,11 @@ export function startExecutionWorker(deps: Deps, options: ExecutionWorkerOptions
         const busy = await tx.workflowExecution.count({
           where: { organizationId: c.organization_id, status: "RUNNING" },
         });
-        if (busy >= options.perOrganization) continue;
+        const org = await tx.organization.findUnique({
+          where: { id: c.organization_id },
+          select: { maxConcurrentExecutions: true },
+        });
+        if (busy >= (org?.maxConcurrentExecutions ?? options.perOrganization)) continue;
         await tx.workflowExecution.update({
           where: { id: c.id },
           data: { status: "RUNNING", workerId: options.workerId, heartbeatAt: new Date(), startedAt: new Date() },

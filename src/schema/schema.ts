@@ -11,6 +11,7 @@ import "../features/events/retention.schema.ts";
 import "../features/patterns/pattern.schema.ts";
 import "../features/workflows/workflow.schema.ts";
 import "../features/workflows/execution.schema.ts";
+import "../features/workflows/schedule.schema.ts";
 import "../features/suggestions/suggestion.schema.ts";
 import "../features/uploads/upload.schema.ts";
 import "../features/connectors/integration.schema.ts";

@@ -3,7 +3,8 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Health } from "../infra/health.ts";
 
-export function createHealthRoutes(health: Health) {
+/** `details`: what /health adds for operators (the scheduler's leadership), not for probes. */
+export function createHealthRoutes(health: Health, details: () => Record<string, unknown> = () => ({})) {
   return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = req.url?.split("?")[0];
     if (path !== "/health" && path !== "/health/liveness" && path !== "/health/readiness") {
@@ -16,7 +17,7 @@ export function createHealthRoutes(health: Health) {
     send(
       res,
       readiness.ok ? 200 : 503,
-      path === "/health" ? { status: body.status, liveness: { status: "ok" }, readiness: body } : body,
+      path === "/health" ? { status: body.status, liveness: { status: "ok" }, readiness: body, ...details() } : body,
     );
   };
 }

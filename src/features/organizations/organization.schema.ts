@@ -58,6 +58,10 @@ export const OrganizationRef = builder.prismaNode("Organization", {
     slug: t.exposeString("slug"),
     description: t.exposeString("description", { nullable: true }),
     tier: t.expose("tier", { type: OrganizationTierRef }),
+    maxConcurrentExecutions: t.exposeInt("maxConcurrentExecutions", {
+      nullable: true,
+      description: "How many workflow runs may run at once; null: the server's default (EXECUTION_ORG_LIMIT).",
+    }),
     eventRetentionDays: t.exposeInt("eventRetentionDays", {
       description: "Events older than this many days are deleted, with patterns last seen before then.",
     }),
@@ -161,6 +165,10 @@ const OrganizationUpdateInput = builder.inputType("OrganizationUpdateInput", {
     name: t.string({ required: false }),
     description: t.string({ required: false }),
     eventRetentionDays: t.int({ required: false, description: "1 to 3650: events older than this are deleted." }),
+    maxConcurrentExecutions: t.int({
+      required: false,
+      description: "1 to 100 workflow runs at once, across all instances; null: the server's default.",
+    }),
   }),
 });
 const InviteInput = builder.inputType("OrganizationInviteInput", {

@@ -43,6 +43,7 @@ export async function updateOrganization({ ctx, id, input }: { ctx: Context; id:
       name: name.optional(),
       description,
       eventRetentionDays: z.number().int().min(1).max(3650).nullish(),
+      maxConcurrentExecutions: z.number().int().min(1).max(100).nullish(),
     }),
     input,
   );

@@ -1,0 +1,117 @@
+// The scheduler: node-cron ticks in every instance, and only the leader acts. Leadership is
+// a lease (Redis SET NX PX with a random token in the services mode; in-process when
+// embedded), renewed at a third of its TTL, released on shutdown; a leader that cannot renew
+// steps down, and another instance takes over once the lease lapses. Every write the
+// leader makes is fenced (see recordDueOccurrences), so a leader that stalled past its lease
+// cannot record anything after its successor has.
+import cron, { type ScheduledTask } from "node-cron";
+import type { AppDeps } from "../context.ts";
+import { cleanupAll } from "../features/events/retention.service.ts";
+import { recordDueOccurrences, SCHEDULER_LOCK, StaleLeaderError } from "../features/workflows/schedule.service.ts";
+import type { Lease } from "../infra/lock.ts";
+
+export interface SchedulerOptions {
+  instanceId: string;
+  lockTtlMs: number;
+  /** When retention cleanup runs (cron, UTC). */
+  retentionCron: string;
+}
+
+export interface LeaderStatus {
+  instanceId: string;
+  isLeader: boolean;
+  fencingToken: string | null;
+  leaderSince: Date | null;
+}
+
+export function startScheduler(
+  deps: Pick<AppDeps, "prisma" | "pubsub" | "logger" | "locks">,
+  options: SchedulerOptions,
+) {
+  const { logger, locks } = deps;
+  let lease: Lease | null = null;
+  let since: Date | null = null;
+  let stopped = false;
+  let ticking = false;
+
+  const stepDown = (why: string) => {
+    if (lease) logger.warn({ instanceId: options.instanceId, why }, "scheduler: no longer the leader");
+    lease = null;
+    since = null;
+  };
+
+  async function campaign() {
+    if (stopped) return;
+    try {
+      if (lease) {
+        if (!(await locks.renew(lease, options.lockTtlMs))) stepDown("the lease could not be renewed");
+        return;
+      }
+      const won = await locks.acquire(SCHEDULER_LOCK, options.lockTtlMs);
+      if (won && !stopped) {
+        lease = won;
+        since = new Date();
+        logger.info({ instanceId: options.instanceId, fencingToken: String(won.fencingToken) }, "scheduler: leading");
+      } else if (won) await locks.release(won);
+    } catch (err) {
+      // Redis unreachable: a leader cannot know it still leads.
+      stepDown("the lock service failed");
+      logger.error({ err }, "scheduler: election failed");
+    }
+  }
+
+  async function tick() {
+    const current = lease;
+    if (!current || ticking || stopped) return;
+    ticking = true;
+    try {
+      const recorded = await recordDueOccurrences(deps, current, options.instanceId);
+      if (recorded) logger.debug({ recorded }, "scheduler: occurrences recorded");
+    } catch (err) {
+      if (err instanceof StaleLeaderError) {
+        logger.warn({ fencingToken: String(current.fencingToken) }, "scheduler: refused with a stale fencing token");
+        stepDown("a newer leader holds a higher fencing token");
+      } else logger.error({ err }, "scheduler: tick failed");
+    } finally {
+      ticking = false;
+    }
+  }
+
+  const election = setInterval(() => void campaign(), Math.max(50, Math.floor(options.lockTtlMs / 3)));
+  election.unref();
+  void campaign();
+  const tasks: ScheduledTask[] = [
+    cron.schedule("* * * * * *", () => tick(), { name: "scheduler-tick", noOverlap: true }),
+    cron.schedule(
+      options.retentionCron,
+      async () => {
+        if (!lease) return;
+        const results = await cleanupAll(deps.prisma);
+        logger.info({ events: results.reduce((n, r) => n + r.events, 0) }, "retention cleanup done");
+      },
+      { name: "retention", timezone: "UTC", noOverlap: true },
+    ),
+  ];
+
+  return {
+    status(): LeaderStatus {
+      return {
+        instanceId: options.instanceId,
+        isLeader: lease !== null,
+        fencingToken: lease ? String(lease.fencingToken) : null,
+        leaderSince: since,
+      };
+    },
+    async stop() {
+      stopped = true;
+      clearInterval(election);
+      for (const task of tasks) await task.destroy();
+      while (ticking) await new Promise((resolve) => setImmediate(resolve));
+      const held = lease;
+      lease = null;
+      if (held) await locks.release(held).catch(() => undefined);
+    },
+  };
+}
+
+export type Scheduler = ReturnType<typeof startScheduler>;
