@@ -6,7 +6,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { gql, gqlUpload } from "./helpers/client.ts";
-import { type EventInput, recordBatch, snapshot, suggestionsGenerate } from "./helpers/events.ts";
+import { type EventInput, recordBatch, snapshot } from "./helpers/events.ts";
 import { createUser, type TestUser } from "./helpers/factories.ts";
 import { isolatedServices } from "./helpers/isolated.ts";
 import { spawnServer } from "./helpers/process.ts";
@@ -114,7 +114,10 @@ describe("analysis pipeline", () => {
     );
     // The other organization is done while the flood (40 chunks) is still being worked through.
     expect((await pending(server.graphqlUrl, flooder)).pending).toBeGreaterThan(0);
-    await suggestionsGenerate(server.graphqlUrl, flooder);
+    await until(
+      () => pending(server.graphqlUrl, flooder),
+      (p) => p.pending === 0,
+    );
     const expected = rescan(crafted(20_000), "/c/f0.py");
     const result = await analysed(server.graphqlUrl, flooder);
     expect(result.patterns).toEqual(expected.patterns);

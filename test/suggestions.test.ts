@@ -78,7 +78,7 @@ describe("suggestions", () => {
           id: string;
           status: string;
           currentVersion: number;
-          definition: { steps: { connector: string; input: { files: string[] } }[] };
+          definition: { steps: { connector: string; integrationId: string | null; action: string }[] };
         };
       };
     }>(url, APPLY, { token: alice.token, variables: { id: first.id } });
@@ -87,8 +87,9 @@ describe("suggestions", () => {
     expect(suggestion?.state).toBe("APPLIED");
     expect(workflow).toMatchObject({ status: "DRAFT", currentVersion: 1 });
     expect(workflow?.definition.steps[0]).toMatchObject({
+      type: "connector",
       connector: first.suggestedIntegration,
-      input: { files: first.filePaths },
+      integrationId: null,
     });
     expect(suggestion?.workflows).toEqual([{ id: workflow?.id }]);
     const twice = await gql<{ suggestionApply: { workflow: { id: string } } }>(url, APPLY, {

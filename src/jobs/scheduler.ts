@@ -29,10 +29,17 @@ export function startScheduler(
   options: SchedulerOptions,
 ) {
   const { logger, locks } = deps;
+  // node-cron's own warnings (a tick missed while the process was busy) go to our log.
+  cron.setLogger({
+    info: (m) => logger.debug({ cron: m }),
+    warn: (m) => logger.warn({ cron: m }),
+    error: (m, err) => logger.error({ cron: String(m), err }),
+    debug: (m) => logger.debug({ cron: String(m) }),
+  });
   let lease: Lease | null = null;
   let since: Date | null = null;
   let stopped = false;
-  let ticking = false;
+  let inFlight: Promise<void> | null = null;
 
   const stepDown = (why: string) => {
     if (lease) logger.warn({ instanceId: options.instanceId, why }, "scheduler: no longer the leader");
@@ -60,10 +67,15 @@ export function startScheduler(
     }
   }
 
-  async function tick() {
-    const current = lease;
-    if (!current || ticking || stopped) return;
-    ticking = true;
+  function tick() {
+    if (!lease || inFlight || stopped) return;
+    inFlight = record(lease).finally(() => {
+      inFlight = null;
+    });
+    return inFlight;
+  }
+
+  async function record(current: Lease) {
     try {
       const recorded = await recordDueOccurrences(deps, current, options.instanceId);
       if (recorded) logger.debug({ recorded }, "scheduler: occurrences recorded");
@@ -72,8 +84,6 @@ export function startScheduler(
         logger.warn({ fencingToken: String(current.fencingToken) }, "scheduler: refused with a stale fencing token");
         stepDown("a newer leader holds a higher fencing token");
       } else logger.error({ err }, "scheduler: tick failed");
-    } finally {
-      ticking = false;
     }
   }
 
@@ -106,7 +116,7 @@ export function startScheduler(
       stopped = true;
       clearInterval(election);
       for (const task of tasks) await task.destroy();
-      while (ticking) await new Promise((resolve) => setImmediate(resolve));
+      await inFlight;
       const held = lease;
       lease = null;
       if (held) await locks.release(held).catch(() => undefined);

@@ -1,8 +1,9 @@
 // A database and Redis prefix of a suite's own, in the services mode: for suites whose
 // background work (executions, the scheduler) must run only on the servers they start,
 // with their configuration, not on every other suite's servers sharing the run's database.
-import { execFileSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { promisify } from "node:util";
 import pg from "pg";
 import { services } from "./server.ts";
 
@@ -18,9 +19,9 @@ export async function isolatedServices(label: string): Promise<{
   await admin.query(`CREATE DATABASE "${name}"`);
   const url = new URL(services.databaseUrl);
   url.pathname = `/${name}`;
-  execFileSync("node_modules/.bin/prisma", ["migrate", "deploy"], {
+  // Not execFileSync: servers of this test process must keep running meanwhile.
+  await promisify(execFile)("node_modules/.bin/prisma", ["migrate", "deploy"], {
     env: { ...process.env, DATABASE_URL: url.toString(), PRISMA_HIDE_UPDATE_MESSAGE: "1" },
-    stdio: "pipe",
   });
   return {
     env: { DATABASE_URL: url.toString(), REDIS_KEY_PREFIX: `${services.redisKeyPrefix}${suffix}:` },

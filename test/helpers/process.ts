@@ -13,8 +13,12 @@ export interface ServerProcess {
 }
 
 /** Starts `node --import tsx src/main.ts` (one process, so SIGKILL reaches the server itself). */
-export async function spawnServer(overrides: Record<string, string | undefined>): Promise<ServerProcess> {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+export async function spawnServer(
+  overrides: Record<string, string | undefined>,
+  options: { worker?: boolean } = {},
+): Promise<ServerProcess> {
+  const args = ["--import", "tsx", "src/main.ts", ...(options.worker ? ["--worker"] : [])];
+  const child = spawn(process.execPath, args, {
     env: { ...testEnv({ LOG_LEVEL: "info", ...overrides }), PATH: process.env.PATH },
     stdio: ["pipe", "pipe", "pipe"],
   });
@@ -27,6 +31,7 @@ export async function spawnServer(overrides: Record<string, string | undefined>)
       output += chunk;
       const match = /"url":"(http:[^"]+)\/graphql"/.exec(output);
       if (match?.[1]) resolve(match[1]);
+      else if (options.worker && output.includes("Floyo worker running")) resolve("");
     });
     child.once("exit", (code) => reject(new Error(`exited ${code} before listening: ${output}`)));
   });
