@@ -72,7 +72,13 @@ export function buildApp(config: Config, options: { logger?: Logger; role?: "api
     await syncConnectors(deps.prisma).catch((err: unknown) => logger.warn({ err }, "connectors not synced at start"));
     const yoga = createYogaServer(deps);
     const health = createHealth({ raw: runtime.db.raw, redis: runtime.redis, isDraining: () => draining, logger });
-    const healthRoutes = createHealthRoutes(health, () => ({ scheduler: deps.leaderStatus() ?? { jobs: "disabled" } }));
+    // Public: whether this instance leads, not who it is or its token (schedulerStatus has those).
+    const healthRoutes = createHealthRoutes(health, () => {
+      const status = deps.leaderStatus();
+      return {
+        scheduler: status ? { isLeader: status.isLeader, leaderSince: status.leaderSince } : { jobs: "disabled" },
+      };
+    });
     const downloads = createDownloadRoutes(deps);
     const fastPath = createFastPath(yoga, deps);
     if (config.jobsEnabled || role === "worker") jobs = startJobs(deps, instanceId);
@@ -165,6 +171,23 @@ export function buildApp(config: Config, options: { logger?: Logger; role?: "api
     return { url };
   }
 
+  /**
+   * Background jobs wind down within the shutdown deadline too: a run stuck in a call that
+   * ignores its abort must not keep the process alive. What is left is found by others
+   * (stale runs are taken up again; a lapsed lease is taken over).
+   */
+  async function stopJobs() {
+    if (!jobs) return;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<"deadline">((resolve) => {
+      timer = setTimeout(() => resolve("deadline"), config.shutdownTimeoutMs);
+    });
+    if ((await Promise.race([jobs.stop(), deadline])) === "deadline") {
+      logger.warn({ timeoutMs: config.shutdownTimeoutMs }, "background jobs did not stop in time; leaving them");
+    }
+    clearTimeout(timer);
+  }
+
   async function shutdown() {
     draining = true;
     logger.info("shutting down: draining connections");
@@ -186,7 +209,7 @@ export function buildApp(config: Config, options: { logger?: Logger; role?: "api
     }
     clearTimeout(timer);
     clearInterval(sweep);
-    await jobs?.stop();
+    await stopJobs();
     await principals?.close();
     mailer?.close();
     await runtime?.close();
@@ -199,7 +222,7 @@ export function buildApp(config: Config, options: { logger?: Logger; role?: "api
       stopping ??= server.listening
         ? shutdown()
         : (async () => {
-            await jobs?.stop();
+            await stopJobs();
             await principals?.close();
             mailer?.close();
             await runtime?.close();

@@ -225,7 +225,9 @@ function parseSecretsKeys(raw: string | undefined): SecretsKey[] | { invalid: st
     .filter(Boolean)) {
     const at = entry.indexOf(":");
     const key = Buffer.from(entry.slice(at + 1), "base64");
-    if (at <= 0 || key.length !== 32) return { invalid: "each entry must be kid:<base64 of 32 random bytes>" };
+    if (at <= 0 || key.length !== 32 || !/^[\w-]{1,32}$/.test(entry.slice(0, at))) {
+      return { invalid: "each entry must be kid:<base64 of 32 random bytes>, the kid letters, digits, - or _" };
+    }
     if (keys.some((k) => k.kid === entry.slice(0, at))) return { invalid: "a key id appears twice" };
     keys.push({ kid: entry.slice(0, at), key });
   }

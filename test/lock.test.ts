@@ -56,4 +56,17 @@ describe.each(implementations)("%s locks", (_kind, make) => {
     const third = await locks.acquire(name, 10_000);
     expect(third!.fencingToken).toBeGreaterThan(second!.fencingToken);
   });
+
+  it("catches its fencing tokens up to one written down elsewhere, and never lowers them", async () => {
+    const { locks } = make();
+    const name = `leader-${randomUUID()}`;
+    const first = await locks.acquire(name, 10_000);
+    await locks.release(first!);
+    await locks.raiseFence(name, first!.fencingToken + 1000n);
+    const second = await locks.acquire(name, 10_000);
+    expect(second!.fencingToken).toBe(first!.fencingToken + 1001n);
+    await locks.release(second!);
+    await locks.raiseFence(name, 5n);
+    expect((await locks.acquire(name, 10_000))!.fencingToken).toBe(second!.fencingToken + 1n);
+  });
 });

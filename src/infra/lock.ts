@@ -16,6 +16,8 @@ export interface LockService {
   /** False when the lease was lost (expired and taken by another holder). */
   renew(lease: Lease, ttlMs: number): Promise<boolean>;
   release(lease: Lease): Promise<void>;
+  /** Makes the next fencing token of `name` exceed `floor` (a token written down elsewhere). */
+  raiseFence(name: string, floor: bigint): Promise<void>;
 }
 
 // Acquire and fence in one step: a holder that stalls between the two could otherwise end
@@ -23,6 +25,7 @@ export interface LockService {
 const ACQUIRE = `if redis.call("set", KEYS[1], ARGV[1], "PX", ARGV[2], "NX") then return redis.call("incr", KEYS[2]) else return 0 end`;
 const RENEW = `if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("pexpire", KEYS[1], ARGV[2]) else return 0 end`;
 const RELEASE = `if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) else return 0 end`;
+const RAISE = `if tonumber(redis.call("get", KEYS[1]) or "0") < tonumber(ARGV[1]) then redis.call("set", KEYS[1], ARGV[1]) end return 1`;
 
 export function createRedisLocks(redis: Redis): LockService {
   return {
@@ -36,6 +39,9 @@ export function createRedisLocks(redis: Redis): LockService {
     },
     async release(lease) {
       await redis.eval(RELEASE, 1, `lock:${lease.name}`, lease.token);
+    },
+    async raiseFence(name, floor) {
+      await redis.eval(RAISE, 1, `lock:${name}:fence`, floor.toString());
     },
   };
 }
@@ -70,6 +76,9 @@ export function createInProcessLocks(now: () => number = Date.now): LockService 
     },
     async release(lease) {
       if (held.get(lease.name)?.token === lease.token) held.delete(lease.name);
+    },
+    async raiseFence(name, floor) {
+      if ((fences.get(name) ?? base) < floor) fences.set(name, floor);
     },
   };
 }

@@ -13,8 +13,9 @@ export interface Sealed {
 
 export interface SecretBox {
   readonly currentKeyId: string;
-  seal(secrets: Record<string, string>): Sealed;
-  open(ciphertext: string): Record<string, string>;
+  /** `context` (the owning organization's id) is authenticated: a sealed blob moved elsewhere does not open. */
+  seal(secrets: Record<string, string>, context: string): Sealed;
+  open(ciphertext: string, context: string): Record<string, string>;
 }
 
 export class SecretKeyMissingError extends Error {}
@@ -25,24 +26,28 @@ export function createSecretBox(keys: SecretsKey[]): SecretBox {
   const byId = new Map(keys.map((k) => [k.kid, k.key]));
   return {
     currentKeyId: current.kid,
-    seal(secrets) {
+    seal(secrets, context) {
+      // A fresh random 96-bit IV every time: never reused under one key.
       const iv = randomBytes(12);
-      const cipher = createCipheriv("aes-256-gcm", current.key, iv);
-      // The key id is authenticated too: a ciphertext moved under another id does not open.
-      cipher.setAAD(Buffer.from(current.kid));
+      const cipher = createCipheriv("aes-256-gcm", current.key, iv, { authTagLength: 16 });
+      // The key id and the owner are authenticated too.
+      cipher.setAAD(Buffer.from(`${current.kid}|${context}`));
       const body = Buffer.concat([cipher.update(JSON.stringify(secrets), "utf8"), cipher.final()]);
       const parts = [iv, cipher.getAuthTag(), body].map((b) => b.toString("base64url"));
       return { ciphertext: `v1.${current.kid}.${parts.join(".")}`, keyId: current.kid };
     },
-    open(ciphertext) {
+    open(ciphertext, context) {
       const [version, kid, iv, tag, body] = ciphertext.split(".");
       const key = kid ? byId.get(kid) : undefined;
       if (version !== "v1" || !key || !iv || !tag || body === undefined) {
         throw new SecretKeyMissingError(`no key "${kid}" in SECRETS_KEYS opens this secret`);
       }
-      const decipher = createDecipheriv("aes-256-gcm", key, Buffer.from(iv, "base64url"));
-      decipher.setAAD(Buffer.from(kid as string));
-      decipher.setAuthTag(Buffer.from(tag, "base64url"));
+      const authTag = Buffer.from(tag, "base64url");
+      // Only full-length tags: a truncated one would be far easier to forge.
+      if (authTag.length !== 16) throw new SecretKeyMissingError("the secret's authentication tag is malformed");
+      const decipher = createDecipheriv("aes-256-gcm", key, Buffer.from(iv, "base64url"), { authTagLength: 16 });
+      decipher.setAAD(Buffer.from(`${kid}|${context}`));
+      decipher.setAuthTag(authTag);
       const plain = Buffer.concat([decipher.update(Buffer.from(body, "base64url")), decipher.final()]);
       return JSON.parse(plain.toString("utf8")) as Record<string, string>;
     },

@@ -29,16 +29,25 @@ export function startExecutionWorker(deps: Deps, options: ExecutionWorkerOptions
   const { prisma, logger } = deps;
   const running = new Map<string, { stop(reason: StopReason): void; done: Promise<void> }>();
   let stopped = false;
-  let claiming = false;
+  let claiming: Promise<void> | null = null;
 
   async function claim(): Promise<string | null> {
     return prisma.$transaction(async (tx) => {
+      // Organizations already at their limit are left out here, so their backlog cannot hide
+      // other organizations' runs; the count is checked again under the lock below.
       const candidates = await tx.$queryRaw<{ id: string; organization_id: string }[]>`
-        SELECT id, organization_id FROM workflow_executions
-        WHERE status = 'QUEUED' AND queued_at <= now()
-        ORDER BY queued_at LIMIT 20 FOR UPDATE SKIP LOCKED`;
+        SELECT q.id, q.organization_id FROM workflow_executions q
+        WHERE q.status = 'QUEUED' AND q.queued_at <= now() AND q.cancel_requested_at IS NULL
+          AND (SELECT count(*) FROM workflow_executions r
+               WHERE r.organization_id = q.organization_id AND r.status = 'RUNNING')
+            < COALESCE((SELECT o.max_concurrent_executions FROM organizations o WHERE o.id = q.organization_id),
+                       ${options.perOrganization})
+        ORDER BY q.queued_at LIMIT 20 FOR UPDATE OF q SKIP LOCKED`;
       for (const c of candidates) {
-        await tx.$queryRaw`SELECT pg_advisory_xact_lock(hashtextextended(${`executions:${c.organization_id}`}, 0))::text`;
+        // Try, not wait: two claimers locking organizations in different orders must not deadlock.
+        const [lock] = await tx.$queryRaw<{ ok: boolean }[]>`
+          SELECT pg_try_advisory_xact_lock(hashtextextended(${`executions:${c.organization_id}`}, 0)) AS ok`;
+        if (!lock?.ok) continue;
         const busy = await tx.workflowExecution.count({
           where: { organizationId: c.organization_id, status: "RUNNING" },
         });
@@ -57,19 +66,31 @@ export function startExecutionWorker(deps: Deps, options: ExecutionWorkerOptions
     });
   }
 
-  async function kick() {
-    if (claiming || stopped) return;
-    claiming = true;
+  function kick(): Promise<void> {
+    if (claiming || stopped) return claiming ?? Promise.resolve();
+    claiming = claimAll().finally(() => {
+      claiming = null;
+    });
+    return claiming;
+  }
+
+  async function claimAll() {
     try {
       while (!stopped && running.size < options.concurrency) {
         const id = await claim();
         if (!id) break;
+        if (stopped) {
+          // Stopped while claiming: handed straight back.
+          await prisma.workflowExecution.updateMany({
+            where: { id, workerId: options.workerId, status: "RUNNING" },
+            data: { status: "QUEUED", workerId: null, heartbeatAt: null },
+          });
+          break;
+        }
         start(id);
       }
     } catch (err) {
       logger.error({ err }, "claiming executions failed");
-    } finally {
-      claiming = false;
     }
   }
 
@@ -80,41 +101,63 @@ export function startExecutionWorker(deps: Deps, options: ExecutionWorkerOptions
       reason ??= why;
       controller.abort(why);
     };
-    const done = execute(id, controller.signal, () => reason)
+    const entry = { stop, done: Promise.resolve() };
+    entry.done = execute(id, controller.signal, () => reason, stop)
       .catch((err) => logger.error({ err, executionId: id }, "execution crashed"))
       .finally(() => {
-        running.delete(id);
+        // Only this run's entry: the same id may have been claimed again meanwhile.
+        if (running.get(id) === entry) running.delete(id);
         void kick();
       });
-    running.set(id, { stop, done });
+    running.set(id, entry);
   }
 
-  async function execute(id: string, signal: AbortSignal, reasonOf: () => StopReason | null) {
+  async function execute(
+    id: string,
+    signal: AbortSignal,
+    reasonOf: () => StopReason | null,
+    stopRun: (why: StopReason) => void,
+  ) {
     const execution = await prisma.workflowExecution.findUniqueOrThrow({
       where: { id },
       include: { version: true, workflow: { select: { createdById: true } }, steps: { orderBy: { stepIndex: "asc" } } },
     });
     const definition = definitionSchema.parse(execution.version?.definition ?? {});
-    const owned = { id, workerId: options.workerId, status: "RUNNING" as const };
-    const overall = setTimeout(() => running.get(id)?.stop("timeout"), definition.timeoutMs);
+    // The attempt too: a worker declared dead that wakes up owns nothing of the new attempt.
+    const owned = { id, workerId: options.workerId, status: "RUNNING" as const, attempt: execution.attempt };
+    let lastBeat = Date.now();
+    const overall = setTimeout(() => stopRun("timeout"), definition.timeoutMs);
     // Also how a cancel requested on any instance reaches this run.
     const heartbeat = setInterval(async () => {
       try {
         const beat = await prisma.workflowExecution.updateMany({ where: owned, data: { heartbeatAt: new Date() } });
-        if (beat.count === 0) running.get(id)?.stop("lost");
+        if (beat.count === 0) return stopRun("lost");
+        lastBeat = Date.now();
         const row = await prisma.workflowExecution.findUnique({ where: { id }, select: { cancelRequestedAt: true } });
-        if (row?.cancelRequestedAt) running.get(id)?.stop("cancel");
+        if (row?.cancelRequestedAt) stopRun("cancel");
       } catch (err) {
         logger.warn({ err, executionId: id }, "heartbeat failed");
+        // Others declare this run dead after staleMs without a beat: stop before they do.
+        if (Date.now() - lastBeat > options.staleMs / 2) stopRun("lost");
       }
     }, options.heartbeatMs);
     const scope: StepScope = { steps: {} };
     let status: ExecutionStatus = "SUCCEEDED";
     let error: string | null = null;
+    let completed = false;
     try {
+      // Becomes false only when a stop (cancel, timeout, shutdown, lost) cut the run short.
+      completed = true;
       for (const [index, step] of definition.steps.entries()) {
-        if (signal.aborted) break;
+        if (signal.aborted) {
+          completed = false;
+          break;
+        }
         const outcome = await runWithRetries(execution, index, step, scope, signal);
+        if (outcome === "aborted") {
+          completed = false;
+          break;
+        }
         if (outcome === "stop") {
           await prisma.workflowStepResult.updateMany({
             where: { executionId: id, stepIndex: { gt: index } },
@@ -132,18 +175,25 @@ export function startExecutionWorker(deps: Deps, options: ExecutionWorkerOptions
       clearTimeout(overall);
       clearInterval(heartbeat);
     }
-    const reason = reasonOf();
+    const reason = completed ? null : reasonOf();
     if (reason === "lost") return; // Another worker has it now.
     if (reason === "shutdown") {
-      // Handed back, untouched: another instance (or this one, restarted) runs it again.
-      await prisma.$transaction([
-        prisma.workflowExecution.updateMany({
-          where: owned,
+      // Handed back (unless cancelled meanwhile), its steps reset only if it is still ours.
+      await prisma.$transaction(async (tx) => {
+        const back = await tx.workflowExecution.updateMany({
+          where: { ...owned, cancelRequestedAt: null },
           data: { status: "QUEUED", workerId: null, heartbeatAt: null },
-        }),
-        prisma.workflowStepResult.updateMany({ where: { executionId: id }, data: { status: "QUEUED", attempts: 0 } }),
-      ]);
-      return;
+        });
+        if (back.count) {
+          await tx.workflowStepResult.updateMany({
+            where: { executionId: id },
+            data: { status: "QUEUED", attempts: 0 },
+          });
+        }
+      });
+      const still = await prisma.workflowExecution.count({ where: owned });
+      if (!still) return;
+      [status, error] = ["CANCELLED", "Cancelled."];
     }
     if (reason === "cancel") [status, error] = ["CANCELLED", "Cancelled."];
     if (reason === "timeout") [status, error] = ["TIMED_OUT", `The run took longer than ${definition.timeoutMs} ms.`];
@@ -175,7 +225,7 @@ export function startExecutionWorker(deps: Deps, options: ExecutionWorkerOptions
     step: Step,
     scope: StepScope,
     signal: AbortSignal,
-  ): Promise<"ok" | "stop" | Error> {
+  ): Promise<"ok" | "stop" | "aborted" | Error> {
     const where = { executionId_stepIndex: { executionId: execution.id, stepIndex: index } };
     const logs: string[] = [];
     const maxAttempts = step.retry?.maxAttempts ?? 1;
@@ -184,9 +234,13 @@ export function startExecutionWorker(deps: Deps, options: ExecutionWorkerOptions
     announce(deps.pubsub, execution, "UPDATED");
     let last: Error = new Error("not run");
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
-      const stepSignal = AbortSignal.any([signal, AbortSignal.timeout(step.timeoutMs ?? DEFAULT_STEP_TIMEOUT_MS)]);
+      // A delay's own length does not count against the default step timeout.
+      const timeoutMs = step.timeoutMs ?? DEFAULT_STEP_TIMEOUT_MS + (step.type === "delay" ? step.ms : 0);
+      const stepSignal = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
+      let output: unknown;
+      let holds = true;
       try {
-        const output = await runStep(step, {
+        output = await runStep(step, {
           deps,
           organizationId: execution.organizationId,
           userId: execution.triggeredById ?? execution.workflow.createdById,
@@ -194,36 +248,36 @@ export function startExecutionWorker(deps: Deps, options: ExecutionWorkerOptions
           signal: stepSignal,
           log: (line) => logs.push(`[attempt ${attempt}] ${line}`),
         });
-        scope.steps[step.id] = { output };
-        await finishStep(where, "SUCCEEDED", { attempts: attempt, logs, output });
-        return "ok";
       } catch (err) {
         if (err instanceof ConditionFalse) {
-          scope.steps[step.id] = { output: { holds: false } };
-          await finishStep(where, "SUCCEEDED", { attempts: attempt, logs, output: { holds: false } });
-          return "stop";
-        }
-        if (signal.aborted) {
+          holds = false;
+          output = { holds };
+        } else if (signal.aborted) {
           // Still RUNNING: the run's ending (cancelled, timed out, handed back) decides its status.
           await prisma.workflowStepResult.update({ where, data: { attempts: attempt, logs: logs.slice(-100) } });
-          return last;
-        }
-        last =
-          stepSignal.aborted && !signal.aborted
-            ? new AppError("STEP_TIMEOUT", `took longer than ${step.timeoutMs ?? DEFAULT_STEP_TIMEOUT_MS} ms`)
-            : (err as Error);
-        logs.push(`[attempt ${attempt}] ${last instanceof AppError ? `${last.code}: ` : ""}${last.message}`);
-        if (attempt < maxAttempts) {
-          const backoff = (step.retry?.backoffMs ?? 1_000) * 2 ** (attempt - 1);
-          logs.push(`[attempt ${attempt}] retrying in ${backoff} ms`);
-          await sleep(backoff, undefined, { signal }).catch(() => undefined);
-          if (signal.aborted) break;
+          return "aborted";
+        } else {
+          last =
+            stepSignal.aborted && !signal.aborted
+              ? new AppError("STEP_TIMEOUT", `took longer than ${timeoutMs} ms`)
+              : (err as Error);
+          logs.push(`[attempt ${attempt}] ${last instanceof AppError ? `${last.code}: ` : ""}${last.message}`);
+          if (attempt < maxAttempts) {
+            const backoff = (step.retry?.backoffMs ?? 1_000) * 2 ** (attempt - 1);
+            logs.push(`[attempt ${attempt}] retrying in ${backoff} ms`);
+            await sleep(backoff, undefined, { signal }).catch(() => undefined);
+          }
+          if (signal.aborted) {
+            await prisma.workflowStepResult.update({ where, data: { attempts: attempt, logs: logs.slice(-100) } });
+            return "aborted";
+          }
+          continue;
         }
       }
-    }
-    if (signal.aborted) {
-      await prisma.workflowStepResult.update({ where, data: { logs: logs.slice(-100) } });
-      return last;
+      // Recorded outside the try: a failed write must not run the step (and its side effect) again.
+      scope.steps[step.id] = { output };
+      await finishStep(where, "SUCCEEDED", { attempts: attempt, logs, output });
+      return holds ? "ok" : "stop";
     }
     await finishStep(where, "FAILED", {
       attempts: maxAttempts,
@@ -259,20 +313,23 @@ export function startExecutionWorker(deps: Deps, options: ExecutionWorkerOptions
     const cutoff = new Date(Date.now() - options.staleMs);
     const stale = await prisma.workflowExecution.findMany({
       where: { status: "RUNNING", heartbeatAt: { lt: cutoff } },
-      select: { id: true, organizationId: true, attempt: true },
+      select: { id: true, organizationId: true, attempt: true, cancelRequestedAt: true },
     });
     for (const e of stale) {
-      const retry = e.attempt < options.maxAttempts;
+      // A run cancelled meanwhile ends cancelled; it does not start again.
+      const retry = e.attempt < options.maxAttempts && !e.cancelRequestedAt;
       const moved = await prisma.workflowExecution.updateMany({
         where: { id: e.id, status: "RUNNING", heartbeatAt: { lt: cutoff } },
         data: retry
           ? { status: "QUEUED", workerId: null, heartbeatAt: null, attempt: { increment: 1 } }
-          : { status: "FAILED", finishedAt: new Date(), error: "The worker running it stopped responding." },
+          : e.cancelRequestedAt
+            ? { status: "CANCELLED", finishedAt: new Date(), error: "Cancelled." }
+            : { status: "FAILED", finishedAt: new Date(), error: "The worker running it stopped responding." },
       });
       if (!moved.count) continue;
       await prisma.workflowStepResult.updateMany({
         where: { executionId: e.id, status: { in: ["QUEUED", "RUNNING"] } },
-        data: retry ? { status: "QUEUED" } : { status: "FAILED", finishedAt: new Date() },
+        data: retry ? { status: "QUEUED" } : { status: "SKIPPED" },
       });
       logger.warn({ executionId: e.id, retried: retry }, "execution's worker stopped responding");
       announce(deps.pubsub, e, retry ? "CREATED" : "UPDATED");
@@ -296,6 +353,7 @@ export function startExecutionWorker(deps: Deps, options: ExecutionWorkerOptions
       stopped = true;
       clearInterval(timer);
       await queue.return?.();
+      await claiming;
       for (const r of running.values()) r.stop("shutdown");
       await Promise.all([...running.values()].map((r) => r.done));
     },

@@ -54,7 +54,15 @@ export function startScheduler(
         if (!(await locks.renew(lease, options.lockTtlMs))) stepDown("the lease could not be renewed");
         return;
       }
-      const won = await locks.acquire(SCHEDULER_LOCK, options.lockTtlMs);
+      let won = await locks.acquire(SCHEDULER_LOCK, options.lockTtlMs);
+      // A lock service that lost its counter (Redis restarted empty) would hand out tokens
+      // below the one the database holds, and every write would be refused: catch it up.
+      const stored = won && (await deps.prisma.leaderFence.findUnique({ where: { name: SCHEDULER_LOCK } }));
+      if (won && stored && won.fencingToken <= stored.fencingToken) {
+        await locks.raiseFence(SCHEDULER_LOCK, stored.fencingToken);
+        await locks.release(won);
+        won = await locks.acquire(SCHEDULER_LOCK, options.lockTtlMs);
+      }
       if (won && !stopped) {
         lease = won;
         since = new Date();

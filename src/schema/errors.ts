@@ -41,6 +41,14 @@ export function toGraphQLError(error: unknown): GraphQLError {
   if (error instanceof GraphQLError && error.originalError instanceof GraphQLError) {
     return error.originalError.extensions.code ? error : withCode(error, "BAD_REQUEST");
   }
+  // A row deleted between the check and the write (a concurrent delete): gone, as far as the caller can tell.
+  if ((original as { code?: string } | null)?.code === "P2025") {
+    return new GraphQLError("Not found.", {
+      path: error instanceof GraphQLError ? error.path : undefined,
+      nodes: error instanceof GraphQLError ? error.nodes : undefined,
+      extensions: { code: "NOT_FOUND" },
+    });
+  }
   if (unstorableText(original)) {
     return new GraphQLError("Text must not contain NUL (U+0000) characters.", {
       path: error instanceof GraphQLError ? error.path : undefined,

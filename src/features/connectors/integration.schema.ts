@@ -53,11 +53,11 @@ export const IntegrationRef = builder.prismaNode("Integration", {
     config: t.expose("config", { type: "JSONObject" }),
     secrets: t.field({
       type: [SecretState],
-      select: { secretsCiphertext: true, connector: { select: { secretFields: true } } },
+      select: { secretsCiphertext: true, organizationId: true, connector: { select: { secretFields: true } } },
       resolve: (row, _args, ctx) => {
         let set: string[] = [];
         try {
-          set = row.secretsCiphertext ? Object.keys(ctx.secrets.open(row.secretsCiphertext)) : [];
+          set = row.secretsCiphertext ? Object.keys(ctx.secrets.open(row.secretsCiphertext, row.organizationId)) : [];
         } catch {
           // Sealed with a key no longer configured: shown as not set, and a test says why.
         }

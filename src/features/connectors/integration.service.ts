@@ -78,7 +78,7 @@ export async function createIntegration({
     [connector.config, data.config, "config"],
     [connector.secrets, data.secrets, "secrets"],
   ]);
-  const sealed = ctx.secrets.seal(secrets as Record<string, string>);
+  const sealed = ctx.secrets.seal(secrets as Record<string, string>, organizationId);
   let row = await ctx.prisma.integrationConnector.findUnique({ where: { key: connector.key } });
   if (!row) {
     await syncConnectors(ctx.prisma);
@@ -128,12 +128,18 @@ export async function updateIntegration({ ctx, id, input }: { ctx: Context; id: 
     update.config = parseParts([[connector.config, data.config, "config"]])[0] as Prisma.InputJsonObject;
   }
   if (data.secrets) {
-    const merged: Record<string, unknown> = { ...openSecrets(ctx, integration.secretsCiphertext) };
+    // Secrets sealed under a key no longer configured start from nothing: they can be set again.
+    const merged: Record<string, unknown> = {
+      ...openSecrets(ctx, integration.secretsCiphertext, integration.organizationId, { lenient: true }),
+    };
     for (const [k, v] of Object.entries(data.secrets)) {
       if (v === null) delete merged[k];
       else merged[k] = v;
     }
-    const sealed = ctx.secrets.seal(parseParts([[connector.secrets, merged, "secrets"]])[0] as Record<string, string>);
+    const sealed = ctx.secrets.seal(
+      parseParts([[connector.secrets, merged, "secrets"]])[0] as Record<string, string>,
+      integration.organizationId,
+    );
     update.secretsCiphertext = sealed.ciphertext;
     update.secretsKeyId = sealed.keyId;
   }
@@ -152,11 +158,17 @@ export async function deleteIntegration({ ctx, id }: { ctx: Context; id: string 
   return integration;
 }
 
-function openSecrets(ctx: Pick<Context, "secrets">, ciphertext: string | null): Record<string, string> {
+export function openSecrets(
+  ctx: Pick<Context, "secrets">,
+  ciphertext: string | null,
+  organizationId: string,
+  options: { lenient?: boolean } = {},
+): Record<string, string> {
   if (!ciphertext) return {};
   try {
-    return ctx.secrets.open(ciphertext);
+    return ctx.secrets.open(ciphertext, organizationId);
   } catch {
+    if (options.lenient) return {};
     throw new AppError(
       "SECRETS_UNREADABLE",
       "This integration's secrets were sealed with a key no longer configured; set them again.",
@@ -190,7 +202,7 @@ export async function callFor(
     connector,
     call: {
       config: connector.config.parse(integration.config) as Record<string, unknown>,
-      secrets: openSecrets(ctx, integration.secretsCiphertext),
+      secrets: openSecrets(ctx, integration.secretsCiphertext, organizationId),
       network: ctx.config.connectors,
       signal,
     },
@@ -224,7 +236,7 @@ export async function resealSecrets({ ctx, organizationId }: { ctx: Context; org
     select: { id: true, secretsCiphertext: true },
   });
   for (const row of stale) {
-    const sealed = ctx.secrets.seal(openSecrets(ctx, row.secretsCiphertext));
+    const sealed = ctx.secrets.seal(openSecrets(ctx, row.secretsCiphertext, organizationId), organizationId);
     await ctx.prisma.integration.update({
       where: { id: row.id },
       data: { secretsCiphertext: sealed.ciphertext, secretsKeyId: sealed.keyId },

@@ -157,7 +157,11 @@ const dropbox: ConnectorDefinition = {
   actions: {
     async uploadFile({ config, secrets, network, signal }, input) {
       const c = config as { contentBaseUrl: string; folderPath: string };
-      const path = `${c.folderPath.replace(/\/$/, "")}/${text(input, "name")}`;
+      const name = text(input, "name");
+      if (!name || /[\\/]/.test(name) || name === "." || name === "..") {
+        throw new ConnectorError("CONNECTOR_INPUT_INVALID", "The file name must be a plain name, without folders.");
+      }
+      const path = `${c.folderPath.replace(/\/$/, "")}/${name}`;
       // Dropbox wants the argument header in ASCII: anything else escaped.
       const arg = JSON.stringify({ path, mode: "overwrite", autorename: false }).replace(
         /[\u007f-\uffff]/g,
@@ -290,7 +294,8 @@ const http: ConnectorDefinition = {
       const c = config as { baseUrl: string };
       const method = (text(input, "method") || "POST").toUpperCase();
       const body = input.body === undefined ? undefined : JSON.stringify(input.body);
-      const res = await connectorFetch(network, `${c.baseUrl.replace(/\/$/, "")}${text(input, "path")}`, {
+      const target = withinBase(c.baseUrl, text(input, "path") || "/");
+      const res = await connectorFetch(network, target, {
         method,
         headers: {
           ...(body ? json : {}),
@@ -307,6 +312,22 @@ const http: ConnectorDefinition = {
     },
   },
 };
+
+/** base + path, refused unless it stays on the base's origin and under its path (no "..", no ":port"). */
+function withinBase(baseUrl: string, path: string): string {
+  const base = new URL(baseUrl.endsWith("/") ? baseUrl : `${baseUrl}/`);
+  if (!path.startsWith("/") || /(^|\/)\.\.?(\/|$)/.test(path)) {
+    throw new ConnectorError(
+      "CONNECTOR_INPUT_INVALID",
+      'The path must start with "/" and contain no "." or ".." segments.',
+    );
+  }
+  const target = new URL(`${base.pathname.replace(/\/$/, "")}${path}`, base);
+  if (target.origin !== base.origin || !`${target.pathname}/`.startsWith(base.pathname)) {
+    throw new ConnectorError("CONNECTOR_INPUT_INVALID", "The path leaves the integration's base URL.");
+  }
+  return target.toString();
+}
 
 export const CONNECTORS: readonly ConnectorDefinition[] = [github, slack, googleDrive, dropbox, s3, smtp, http];
 export const connectorByKey = new Map(CONNECTORS.map((c) => [c.key, c]));

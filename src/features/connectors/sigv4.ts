@@ -1,14 +1,21 @@
 // AWS Signature Version 4 for S3-compatible stores (AWS, MinIO, R2…): enough to PUT an
 // object and HEAD a bucket, without the AWS SDK.
 import { createHash, createHmac } from "node:crypto";
+import { ConnectorError } from "./connectorHttp.ts";
 
 const sha256 = (data: string | Uint8Array) => createHash("sha256").update(data).digest("hex");
 const hmac = (key: string | Buffer, data: string) => createHmac("sha256", key).update(data).digest();
 
-/** RFC 3986 encoding, as SigV4 wants it; "/" kept in object keys. */
+/**
+ * RFC 3986 encoding, as SigV4 wants it; "/" kept in object keys. "." and ".." segments are
+ * refused: URL parsing would resolve them and reach outside the bucket or repository.
+ */
 export function encodeKey(key: string) {
-  return key
-    .split("/")
+  const parts = key.split("/");
+  if (parts.some((p) => p === "." || p === "..")) {
+    throw new ConnectorError("CONNECTOR_INPUT_INVALID", `"${key}" may not contain "." or ".." segments.`);
+  }
+  return parts
     .map((part) =>
       encodeURIComponent(part).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`),
     )

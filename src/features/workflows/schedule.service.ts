@@ -10,7 +10,7 @@ import type { Lease } from "../../infra/lock.ts";
 import { parseInput } from "../../validation.ts";
 import { authorize } from "../auth/access.ts";
 import { announce, enqueue } from "./execution.service.ts";
-import { cronProblem, nextAfter, occurrences, type ScheduleSpec } from "./scheduleTimes.ts";
+import { cronProblem, latestAtOrBefore, nextAfter, occurrences, type ScheduleSpec } from "./scheduleTimes.ts";
 
 export const SCHEDULER_LOCK = "scheduler";
 const MAX_CATCH_UP = 100;
@@ -96,7 +96,17 @@ async function ownSchedule(ctx: Context, id: string) {
 /** Timing changes restart the count from now; resuming skips what fell due while paused. */
 export async function updateSchedule({ ctx, id, input }: { ctx: Context; id: string; input: unknown }) {
   const schedule = await ownSchedule(ctx, id);
-  const data = parseInput(fields.partial(), input);
+  // Its own schema: defaults (UTC, LATEST) must not overwrite what is stored.
+  const data = parseInput(
+    z.object({
+      cron: z.string().trim().max(200).nullish(),
+      intervalSeconds: z.number().int().min(1).max(31_536_000).nullish(),
+      timezone: z.string().optional(),
+      catchUp: z.enum(["LATEST", "SKIP", "ALL"]).optional(),
+      isPaused: z.boolean().optional(),
+    }),
+    input,
+  );
   const merged = {
     cron: data.cron !== undefined ? data.cron : schedule.cron,
     intervalSeconds: data.intervalSeconds !== undefined ? data.intervalSeconds : schedule.intervalSeconds,
@@ -130,7 +140,7 @@ export async function deleteSchedule({ ctx, id }: { ctx: Context; id: string }) 
  * catch-up policy says (ALL: every missed one; LATEST: the last; SKIP: only one on time).
  */
 export async function recordDueOccurrences(
-  deps: { prisma: PrismaClient; pubsub: Context["pubsub"] },
+  deps: { prisma: PrismaClient; pubsub: Context["pubsub"]; logger: Context["logger"] },
   lease: Lease,
   holderId: string,
   now = new Date(),
@@ -144,40 +154,59 @@ export async function recordDueOccurrences(
   let recorded = 0;
   for (const schedule of due) {
     const spec = specOf(schedule);
-    const missed = occurrences(spec, schedule.nextRunAt ?? now, now, MAX_CATCH_UP);
+    const latest = latestAtOrBefore(spec, now);
     const chosen =
       schedule.workflow.status !== "ACTIVE"
         ? []
         : schedule.catchUp === "ALL"
-          ? missed
+          ? occurrences(spec, schedule.nextRunAt ?? now, now, MAX_CATCH_UP)
           : schedule.catchUp === "LATEST"
-            ? missed.slice(-1)
-            : missed.filter((t) => now.getTime() - t.getTime() <= ON_TIME_MS).slice(-1);
-    const created = await deps.prisma.$transaction(async (tx) => {
-      await fence(tx, lease, holderId);
-      const made = [];
-      for (const scheduledFor of chosen) {
-        const exists = await tx.workflowExecution.findFirst({
-          where: { scheduleId: schedule.id, scheduledFor },
-          select: { id: true },
+            ? [latest]
+            : now.getTime() - latest.getTime() <= ON_TIME_MS
+              ? [latest]
+              : [];
+    // ALL, capped: the rest follow on the next ticks.
+    const nextRunAt = chosen.length === MAX_CATCH_UP ? nextAfter(spec, chosen.at(-1) as Date) : nextAfter(spec, now);
+    let created: Awaited<ReturnType<typeof enqueue>>[];
+    try {
+      created = await deps.prisma.$transaction(async (tx) => {
+        await fence(tx, lease, holderId);
+        // Re-read under a lock: a pause, a retime or a delete since the list was read wins.
+        await tx.$executeRaw`SELECT 1 FROM workflow_schedules WHERE id = ${schedule.id}::uuid FOR UPDATE`;
+        const current = await tx.workflowSchedule.findUnique({
+          where: { id: schedule.id },
+          select: { nextRunAt: true, isPaused: true },
         });
-        if (exists) continue;
-        made.push(
-          await enqueue(tx, schedule.workflow, {
-            trigger: "SCHEDULE",
-            triggeredById: null,
-            scheduleId: schedule.id,
-            scheduledFor,
-            fencingToken: lease.fencingToken,
-          }),
-        );
-      }
-      await tx.workflowSchedule.update({
-        where: { id: schedule.id },
-        data: { nextRunAt: nextAfter(spec, now), lastRunAt: chosen.at(-1) ?? schedule.lastRunAt },
+        if (!current || current.isPaused || current.nextRunAt?.getTime() !== schedule.nextRunAt?.getTime()) return [];
+        const made = [];
+        for (const scheduledFor of chosen) {
+          const exists = await tx.workflowExecution.findFirst({
+            where: { scheduleId: schedule.id, scheduledFor },
+            select: { id: true },
+          });
+          if (exists) continue;
+          made.push(
+            await enqueue(tx, schedule.workflow, {
+              trigger: "SCHEDULE",
+              triggeredById: null,
+              scheduleId: schedule.id,
+              scheduledFor,
+              fencingToken: lease.fencingToken,
+            }),
+          );
+        }
+        await tx.workflowSchedule.update({
+          where: { id: schedule.id },
+          data: { nextRunAt, lastRunAt: chosen.at(-1) ?? schedule.lastRunAt },
+        });
+        return made;
       });
-      return made;
-    });
+    } catch (err) {
+      if (err instanceof StaleLeaderError) throw err;
+      // One schedule's trouble must not hold up the others.
+      deps.logger.error({ err, scheduleId: schedule.id }, "scheduler: could not record a schedule's occurrence");
+      continue;
+    }
     for (const execution of created) announce(deps.pubsub, execution, "CREATED");
     recorded += created.length;
   }

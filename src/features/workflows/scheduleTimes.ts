@@ -19,6 +19,18 @@ export function nextAfter(spec: ScheduleSpec, after: Date): Date {
   return new Date(spec.anchor.getTime() + Math.max(k, 1) * step);
 }
 
+/** The last occurrence at or before `at` (the anchor itself for an interval not yet begun). */
+export function latestAtOrBefore(spec: ScheduleSpec, at: Date): Date {
+  if (spec.cron) {
+    return CronExpressionParser.parse(spec.cron, { currentDate: new Date(at.getTime() + 1), tz: spec.timezone })
+      .prev()
+      .toDate();
+  }
+  const step = (spec.intervalSeconds ?? 60) * 1000;
+  const k = Math.floor((at.getTime() - spec.anchor.getTime()) / step);
+  return new Date(spec.anchor.getTime() + Math.max(k, 1) * step);
+}
+
 /** Occurrences from `from` (inclusive) to `to` (inclusive), oldest first, at most `limit`. */
 export function occurrences(spec: ScheduleSpec, from: Date, to: Date, limit: number): Date[] {
   const out: Date[] = [];

@@ -5,7 +5,7 @@ import type { AppDeps } from "../../context.ts";
 import { AppError } from "../../errors.ts";
 import { decodeId } from "../../schema/globalId.ts";
 import { connectorFetch } from "../connectors/connectorHttp.ts";
-import { callFor } from "../connectors/integration.service.ts";
+import { callFor, scrub } from "../connectors/integration.service.ts";
 import { notifyRecorded } from "../events/event.service.ts";
 import { eventInput, toDraft } from "../events/eventInput.ts";
 import type { Step } from "./definition.ts";
@@ -62,7 +62,19 @@ async function viaIntegration(ctx: StepContext, integrationId: string, action: s
   const run = connector.actions[action];
   if (!run) throw new AppError("STEP_INVALID", `The ${connector.key} connector has no action "${action}".`);
   ctx.log(`${connector.key}.${action}`);
-  return run(call, input);
+  // Raced with the signal: not every client (SMTP) can be aborted mid-call.
+  const aborted = new Promise<never>((_, reject) => {
+    if (ctx.signal.aborted) reject(ctx.signal.reason);
+    ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason), { once: true });
+  });
+  try {
+    return await Promise.race([run(call, input), aborted]);
+  } catch (err) {
+    // A service that echoes a credential back must not leave it in a run's logs.
+    if (err instanceof AppError) throw new AppError(err.code, scrub(err.message, call.secrets), err.details);
+    if (err instanceof Error) throw new Error(scrub(err.message, call.secrets));
+    throw err;
+  }
 }
 
 function compare(operator: string, actual: unknown, expected: unknown): boolean {
