@@ -10,6 +10,7 @@ import { gql } from "./helpers/client.ts";
 import { createUser, type TestUser } from "./helpers/factories.ts";
 import { startFakeServices } from "./helpers/fakeServices.ts";
 import { isolatedServices } from "./helpers/isolated.ts";
+import { startMailCatcher } from "./helpers/mail.ts";
 import { spawnServer } from "./helpers/process.ts";
 import { startServer, type TestServer } from "./helpers/server.ts";
 import { until } from "./helpers/wait.ts";
@@ -286,5 +287,128 @@ describe("a worker killed mid-run", () => {
     const done = await finished(second.graphqlUrl, user, execution.id);
     expect(done).toMatchObject({ status: "SUCCEEDED", attempt: 2 });
     expect(await second.kill("SIGTERM")).toBe(0);
+  });
+});
+
+describe("connector steps", () => {
+  it("calls each service's real API from a run: method, path, auth header and body", async () => {
+    const mail = await startMailCatcher();
+    onTestFinished(() => mail.close());
+    const user = await createUser(server.graphqlUrl);
+    const integration = async (connector: string, config: unknown, secrets: unknown) => {
+      const r = await gql<{ integrationCreate: { id: string } }>(
+        server.graphqlUrl,
+        "mutation($input: IntegrationCreateInput!) { integrationCreate(input: $input) { id } }",
+        {
+          token: user.token,
+          variables: { input: { organizationId: user.org.id, connector, name: connector, config, secrets } },
+        },
+      );
+      if (!r.data) throw new Error(JSON.stringify(r.errors));
+      return r.data.integrationCreate.id;
+    };
+    const github = await integration(
+      "github",
+      { baseUrl: fake.url, owner: "acme", repository: "reports" },
+      { accessToken: "gh-1" },
+    );
+    const drive = await integration("google_drive", { baseUrl: fake.url, folderId: "F1" }, { accessToken: "gd-1" });
+    const dropbox = await integration(
+      "dropbox",
+      { apiBaseUrl: fake.url, contentBaseUrl: fake.url },
+      { accessToken: "db-1" },
+    );
+    const s3 = await integration(
+      "s3",
+      { endpoint: fake.url, region: "eu-west-1", bucket: "bucket-1" },
+      { accessKeyId: "AK", secretAccessKey: "SK" },
+    );
+    const slack = await integration("slack", {}, { webhookUrl: `${fake.url}/slack/hook` });
+    const smtp = await integration(
+      "smtp",
+      { host: "127.0.0.1", port: Number(new URL(mail.url).port), fromEmail: "floyo@example.test" },
+      {},
+    );
+    const id = await workflow(server.graphqlUrl, user, [
+      {
+        id: "commit",
+        type: "connector",
+        connector: "github",
+        integrationId: github,
+        action: "putFile",
+        input: { path: "daily/report.md", content: "# Report", message: "Daily report" },
+      },
+      {
+        id: "drive",
+        type: "connector",
+        connector: "google_drive",
+        integrationId: drive,
+        action: "uploadFile",
+        input: { name: "report.md", content: "# Report", mimeType: "text/markdown" },
+      },
+      {
+        id: "box",
+        type: "connector",
+        connector: "dropbox",
+        integrationId: dropbox,
+        action: "uploadFile",
+        input: { name: "report.md", content: "# Report" },
+      },
+      {
+        id: "archive",
+        type: "s3_put",
+        integrationId: s3,
+        key: "reports/today.md",
+        body: "# Report",
+        contentType: "text/markdown",
+      },
+      { id: "tell", type: "slack_message", integrationId: slack, text: "Report is out" },
+      {
+        id: "mail",
+        type: "email",
+        integrationId: smtp,
+        to: ["boss@example.test"],
+        subject: "Daily report",
+        text: "Attached in spirit.",
+      },
+    ]);
+    const from = fake.requests.length;
+    const result = await finished(server.graphqlUrl, user, (await run(server.graphqlUrl, user, id)).id);
+    expect(result.status, JSON.stringify(result.steps.map((s) => s.error))).toBe("SUCCEEDED");
+    const sent = fake.since(from);
+    const find = (method: string, path: string | RegExp) =>
+      sent.find((r) => r.method === method && (typeof path === "string" ? r.path === path : path.test(r.path)));
+
+    const put = find("PUT", "/repos/acme/reports/contents/daily/report.md");
+    expect(put?.headers.authorization).toBe("Bearer gh-1");
+    expect(JSON.parse(put?.body ?? "")).toEqual({
+      message: "Daily report",
+      content: Buffer.from("# Report").toString("base64"),
+    });
+
+    const upload = find("POST", "/upload/drive/v3/files?uploadType=multipart");
+    expect(upload?.headers.authorization).toBe("Bearer gd-1");
+    expect(upload?.headers["content-type"]).toMatch(/^multipart\/related; boundary=/);
+    expect(upload?.body).toContain('"name":"report.md","parents":["F1"]');
+    expect(upload?.body).toContain("# Report");
+
+    const box = find("POST", "/2/files/upload");
+    expect(box?.headers.authorization).toBe("Bearer db-1");
+    expect(JSON.parse(String(box?.headers["dropbox-api-arg"]))).toEqual({
+      path: "/Floyo/report.md",
+      mode: "overwrite",
+      autorename: false,
+    });
+    expect(box?.body).toBe("# Report");
+
+    const object = find("PUT", "/bucket-1/reports/today.md");
+    expect(object?.headers.authorization).toMatch(
+      /^AWS4-HMAC-SHA256 Credential=AK\/\d{8}\/eu-west-1\/s3\/aws4_request, SignedHeaders=content-type;host;x-amz-content-sha256;x-amz-date, Signature=[0-9a-f]{64}$/,
+    );
+    expect(object?.body).toBe("# Report");
+
+    expect(JSON.parse(find("POST", "/slack/hook")?.body ?? "")).toEqual({ text: "Report is out" });
+    const message = await mail.next("boss@example.test", /Daily report/);
+    expect(message.text.trim()).toBe("Attached in spirit.");
   });
 });
