@@ -28,8 +28,8 @@ const EXPECTED = {
   ],
   relationsOfScript: [
     { sourcePath: "/w/config.json", targetPath: "/w/scrape.py", relationType: "CONSUMES", weight: 1 },
-    { sourcePath: "/w/out.csv", targetPath: "/w/scrape.py", relationType: "ACCESSED_TOGETHER", weight: 2 },
-    { sourcePath: "/w/scrape.py", targetPath: "/w/out.csv", relationType: "ACCESSED_TOGETHER", weight: 2 },
+    { sourcePath: "/w/out.csv", targetPath: "/w/scrape.py", relationType: "ACCESSED_TOGETHER", weight: 1 },
+    { sourcePath: "/w/scrape.py", targetPath: "/w/out.csv", relationType: "ACCESSED_TOGETHER", weight: 1 },
     { sourcePath: "/w/scrape.py", targetPath: "/w/out.csv", relationType: "GENERATES", weight: 2 },
   ],
 };

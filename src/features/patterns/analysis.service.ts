@@ -3,18 +3,9 @@
 // commit leaves both untouched, so the retry counts every event exactly once.
 import { setImmediate } from "node:timers/promises";
 import type { Prisma, PrismaClient } from "../../generated/prisma/client.ts";
-import {
-  type AnalysedEvent,
-  type Deltas,
-  detect,
-  mergeRecent,
-  type Segment,
-  segmentBounds,
-  togetherWork,
-} from "./detect.ts";
+import { type AnalysedEvent, type Deltas, detect, mergeRecent, type Segment, segmentBounds } from "./detect.ts";
 
 export const CHUNK = 500;
-const PAIR_BUDGET = 200_000;
 
 const EVENT_FIELDS = {
   id: true,
@@ -75,18 +66,10 @@ export async function analyseChunk(
         take: CHUNK + 1,
         select: EVENT_FIELDS,
       });
-      let more = fresh.length > CHUNK;
+      const more = fresh.length > CHUNK;
       if (more) fresh.pop();
       if (fresh.length === 0) return { locked: true, analysed: 0, more: false };
-      let segments = userId ? await segmentsFor(tx, organizationId, userId, fresh) : [];
-      // A burst (thousands of events within seconds) makes many pairs: take fewer events at a
-      // time, so one step's memory and time stay bounded; the rest follow in later steps.
-      while (fresh.length > 1 && togetherWork(segments) > PAIR_BUDGET) {
-        fresh.length = Math.ceil(fresh.length / 2);
-        more = true;
-        segments = await segmentsFor(tx, organizationId, userId as string, fresh);
-      }
-      if (userId) await fold(tx, organizationId, userId, segments);
+      if (userId) await fold(tx, organizationId, userId, await segmentsFor(tx, organizationId, userId, fresh));
       await tx.event.updateMany({ where: { id: { in: fresh.map((e) => e.id) } }, data: { analyzedAt: new Date() } });
       return { locked: true, analysed: fresh.length, more };
     },
@@ -192,5 +175,9 @@ async function foldRelations(tx: Tx, organizationId: string, userId: string, del
         weight = file_relationships.weight + excluded.weight,
         first_seen_at = LEAST(file_relationships.first_seen_at, excluded.first_seen_at),
         last_seen_at = GREATEST(file_relationships.last_seen_at, excluded.last_seen_at)`;
+  }
+  // A pair a late event split may take a relationship's weight to nothing.
+  if (rows.some((r) => r.weight < 0)) {
+    await tx.fileRelationship.deleteMany({ where: { organizationId, userId, weight: { lte: 0 } } });
   }
 }

@@ -88,9 +88,10 @@ export function detect(segments: Segment[]): Deltas {
   for (const { analysed, fresh } of segments) {
     const freshIds = new Set(fresh.map((e) => e.id));
     const merged = [...analysed, ...fresh].sort(byTime);
-    countPairs(deltas, [...analysed].sort(byTime), -1);
+    const before = [...analysed].sort(byTime);
+    countPairs(deltas, before, -1);
     countPairs(deltas, merged, +1);
-    relate(deltas, merged, freshIds);
+    relate(deltas, before, merged, freshIds);
     for (const event of fresh) extension(deltas, event);
   }
   return deltas;
@@ -120,66 +121,46 @@ function countPairs(deltas: Deltas, events: AnalysedEvent[], sign: 1 | -1) {
 }
 
 /**
- * Pairs of different files within TOGETHER_WINDOW_MS with at least one fresh event, each
- * counted once, from the later event if fresh, else from the fresh earlier one; and script
- * runs' links. Only fresh events are visited: work grows with fresh × window, not window².
+ * Consecutive file events under TOGETHER_WINDOW_MS apart, on different files, are accessed
+ * together (both ways). Consecutive, not every pair in the window: a burst of n files (a
+ * checkout, a build) makes n relationships, not n². Counted like sequences, as the
+ * difference between the pairs with and without the fresh events, so late events split pairs
+ * exactly. Script runs link script -> output and input -> script.
  */
-function relate(deltas: Deltas, merged: AnalysedEvent[], freshIds: Set<string>) {
-  forEachTogether(merged, freshIds, (a, b) => {
-    if (!a.filePath || !b.filePath || a.filePath === b.filePath) return;
-    link(deltas, a.filePath, b.filePath, "ACCESSED_TOGETHER", b.occurredAt);
-    link(deltas, b.filePath, a.filePath, "ACCESSED_TOGETHER", b.occurredAt);
-  });
+function relate(deltas: Deltas, analysed: AnalysedEvent[], merged: AnalysedEvent[], freshIds: Set<string>) {
+  togetherPairs(deltas, analysed, -1);
+  togetherPairs(deltas, merged, +1);
   for (const e of merged) {
     if (!freshIds.has(e.id) || e.eventType !== "script_run" || !e.filePath) continue;
-    for (const output of e.outputPaths) link(deltas, e.filePath, output, "GENERATES", e.occurredAt);
-    for (const input of e.inputPaths) link(deltas, input, e.filePath, "CONSUMES", e.occurredAt);
+    for (const output of e.outputPaths) link(deltas, e.filePath, output, "GENERATES", e.occurredAt, 1);
+    for (const input of e.inputPaths) link(deltas, input, e.filePath, "CONSUMES", e.occurredAt, 1);
   }
 }
 
-/** Calls `pair(earlier, later)` for every pair within the window that involves a fresh event. */
-function forEachTogether(
-  merged: AnalysedEvent[],
-  freshIds: Set<string>,
-  pair: (a: AnalysedEvent, b: AnalysedEvent) => void,
-) {
-  merged.forEach((e, i) => {
-    if (!freshIds.has(e.id)) return;
-    const t = e.occurredAt.getTime();
-    for (let j = i - 1; j >= 0; j--) {
-      const a = merged[j] as AnalysedEvent;
-      if (t - a.occurredAt.getTime() >= TOGETHER_WINDOW_MS) break;
-      pair(a, e);
-    }
-    for (let k = i + 1; k < merged.length; k++) {
-      const b = merged[k] as AnalysedEvent;
-      if (b.occurredAt.getTime() - t >= TOGETHER_WINDOW_MS) break;
-      if (!freshIds.has(b.id)) pair(e, b);
-    }
-  });
-}
-
-/** How many together-pairs folding these segments would visit: the analysis step keeps it bounded. */
-export function togetherWork(segments: Segment[]): number {
-  let work = 0;
-  for (const { analysed, fresh } of segments) {
-    const merged = [...analysed, ...fresh].sort(byTime);
-    forEachTogether(merged, new Set(fresh.map((e) => e.id)), () => {
-      work++;
-    });
+function togetherPairs(deltas: Deltas, events: AnalysedEvent[], sign: 1 | -1) {
+  const files = events.filter((e) => e.filePath);
+  for (let i = 1; i < files.length; i++) {
+    const a = files[i - 1] as AnalysedEvent;
+    const b = files[i] as AnalysedEvent;
+    if (a.filePath === b.filePath || b.occurredAt.getTime() - a.occurredAt.getTime() >= TOGETHER_WINDOW_MS) continue;
+    link(deltas, a.filePath as string, b.filePath as string, "ACCESSED_TOGETHER", b.occurredAt, sign);
+    link(deltas, b.filePath as string, a.filePath as string, "ACCESSED_TOGETHER", b.occurredAt, sign);
   }
-  return work;
 }
 
-function link(deltas: Deltas, sourcePath: string, targetPath: string, relationType: Relation, at: Date) {
+function link(deltas: Deltas, sourcePath: string, targetPath: string, relationType: Relation, at: Date, sign: 1 | -1) {
   if (sourcePath === targetPath) return;
   const key = `${sourcePath}\u0000${targetPath}\u0000${relationType}`;
   const entry = deltas.relations.get(key);
   if (!entry) {
-    deltas.relations.set(key, { sourcePath, targetPath, relationType, weight: 1, firstSeenAt: at, lastSeenAt: at });
+    // A removal alone carries no times: far-off bounds leave the stored ones as they are.
+    const [firstSeenAt, lastSeenAt] = sign > 0 ? [at, at] : [new Date(8.64e15), new Date(0)];
+    deltas.relations.set(key, { sourcePath, targetPath, relationType, weight: sign, firstSeenAt, lastSeenAt });
     return;
   }
-  entry.weight++;
+  entry.weight += sign;
+  // Times of a removed pair say nothing about when the relationship was seen.
+  if (sign < 0) return;
   if (at < entry.firstSeenAt) entry.firstSeenAt = at;
   if (at > entry.lastSeenAt) entry.lastSeenAt = at;
 }

@@ -56,7 +56,7 @@ export const TemporalPatternRef = builder.prismaNode("TemporalPattern", {
 
 const RelationTypeRef = builder.enumType("RelationType", {
   values: {
-    ACCESSED_TOGETHER: { description: "Different files used within 30 s of each other (both ways)." },
+    ACCESSED_TOGETHER: { description: "One file used right after another, under 30 s later (both ways)." },
     GENERATES: { description: "A script run wrote the target." },
     CONSUMES: { description: "The script (target) read the source." },
   } as const,
