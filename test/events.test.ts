@@ -485,3 +485,72 @@ describe("what review found", () => {
     expect(r.data?.fileUpload).toEqual({ status: "COMPLETED", filename: "upload" });
   });
 });
+
+describe("what a new user's trial found", () => {
+  it("refuses text PostgreSQL cannot store and unknown zones with BAD_USER_INPUT, never a 500", async () => {
+    const alice = await createUser(suite.url);
+    for (const event of [
+      { kind: "FILE_MODIFIED", filePath: "/a\ud800.txt" },
+      { kind: "TOOL_USED", tool: "vim", details: JSON.parse(`${"[".repeat(40)}1${"]".repeat(40)}`) },
+    ]) {
+      const r = await gql(suite.url, RECORD, { token: alice.token, variables: { input: { event } } });
+      expect(errorCode(r)).toBe("BAD_USER_INPUT");
+    }
+    const zone = await gql(
+      suite.url,
+      `query($id: ID!) { node(id: $id) { ... on Organization { eventInsights(timeZone: "US/Pacific-New") { total } } } }`,
+      { token: alice.token, variables: { id: alice.org.id } },
+    );
+    // Refused, or known to the database after all (PGlite's zone list differs): never a 500.
+    expect([undefined, "BAD_USER_INPUT"]).toContain(errorCode(zone));
+    const header = await gql(suite.url, "{ viewer { id } }", {
+      token: alice.token,
+      headers: { "x-organization-id": "garbage" },
+    });
+    expect(header.status).toBe(400);
+    expect(errorCode(header)).toBe("BAD_USER_INPUT");
+  });
+
+  it("audits a mutation refused for its variables as refused, not allowed", async () => {
+    const alice = await createUser(suite.url);
+    const r = await gql(suite.url, RECORD, { token: alice.token, variables: { input: { event: { kind: "FOO" } } } });
+    expect(errorCode(r)).toBe("BAD_USER_INPUT");
+    const log = await gql<{ viewer: { auditLogs: { edges: { node: { action: string; outcome: string } }[] } } }>(
+      suite.url,
+      '{ viewer { auditLogs(first: 5, filter: { action: "eventRecord" }) { edges { node { action outcome } } } } }',
+      { token: alice.token },
+    );
+    expect(log.data?.viewer.auditLogs.edges.map((e) => e.node.outcome)).toEqual(["FAILED"]);
+  });
+
+  it("searches text literally, and exports formula-like cells safely and back", async () => {
+    const alice = await createUser(suite.url);
+    await recordBatch(suite.url, alice, [
+      { kind: "FILE_OPENED", filePath: '=HYPERLINK("http://evil","x").py', operation: "@SUM(1+1)" },
+      { kind: "FILE_OPENED", filePath: "/plain.txt" },
+    ]);
+    expect((await events(alice, alice.org.id, "", { filter: { search: "_" } })).data?.node?.events.totalCount).toBe(0);
+    expect((await events(alice, alice.org.id, "", { filter: { search: "%" } })).data?.node?.events.totalCount).toBe(0);
+    const link = await gql<{ eventExport: { url: string } }>(
+      suite.url,
+      "mutation($input: EventExportInput!) { eventExport(input: $input) { url } }",
+      { token: alice.token, variables: { input: { organizationId: alice.org.id, dataset: "EVENTS", format: "CSV" } } },
+    );
+    const csv = await (await fetch(new URL(link.data?.eventExport.url as string, suite.url))).text();
+    expect(csv).toContain(`"'=HYPERLINK(""http://evil"",""x"").py"`);
+    expect(csv).toContain("'@SUM(1+1)");
+    expect(csv).not.toMatch(/(^|,)[=@]/m);
+    const bob = await createUser(suite.url);
+    await gqlUpload(
+      suite.url,
+      "mutation($input: EventImportInput!) { eventImport(input: $input) { duplicates } }",
+      { input: { file: null } },
+      { path: "input.file", name: "x.csv", content: csv },
+      { token: bob.token },
+    );
+    const paths = (await events(bob, bob.org.id, "", { first: 5 })).data?.node?.events.edges.map(
+      (e) => e.node.filePath,
+    );
+    expect(paths?.sort()).toEqual(["/plain.txt", '=HYPERLINK("http://evil","x").py']);
+  });
+});

@@ -54,7 +54,17 @@ function openPostgres(config: Config, logger: Logger): Database {
     },
     async close() {
       await prisma.$disconnect();
-      await pool.end();
+      // A query stuck on a connection that went silent (a network cut) would hold pool.end()
+      // forever: shutdown gives it a few seconds, then moves on.
+      let timer: NodeJS.Timeout | undefined;
+      const ended = await Promise.race([
+        pool.end().then(() => true),
+        new Promise<false>((resolve) => {
+          timer = setTimeout(() => resolve(false), 5_000);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (!ended) logger.warn("database pool did not close within 5 s: leaving its connections");
     },
   };
 }

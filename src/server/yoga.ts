@@ -68,7 +68,12 @@ export function createYogaServer(deps: AppDeps) {
         });
       } catch (error) {
         // Envelop wraps anything but a GraphQLError thrown here, losing its class and code.
-        throw toGraphQLError(error);
+        const mapped = toGraphQLError(error);
+        // Unusable request headers (a malformed X-Organization-Id) are the client's: 400, not 500.
+        if (mapped.extensions.code === "BAD_USER_INPUT" && !mapped.extensions.http) {
+          throw new GraphQLError(mapped.message, { extensions: { ...mapped.extensions, http: { status: 400 } } });
+        }
+        throw mapped;
       }
     },
     plugins: [

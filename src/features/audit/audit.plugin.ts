@@ -13,6 +13,8 @@ import { decodeId } from "../../schema/globalId.ts";
 import { roleIn } from "../auth/access.ts";
 
 // "secrets" holds an integration's credentials, whatever each one is called (a webhook URL is one).
+// Also refused by jsonb: a lone surrogate in a refused input must not lose the entry.
+const LONE_SURROGATES = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 const SECRET_KEY = /pass(word)?|secret|token|^key$|apiKey|authorization/i;
 
 /** Replaces every value under a secret-looking key, at any depth. */
@@ -20,7 +22,9 @@ export function redact(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(redact);
   if (value instanceof Date) return value.toISOString();
   // PostgreSQL's jsonb cannot hold U+0000: a refused input containing one must still be logged.
-  if (typeof value === "string") return value.replaceAll("\u0000", "\uFFFD");
+  if (typeof value === "string") {
+    return value.replaceAll("\u0000", "\uFFFD").replace(LONE_SURROGATES, "\uFFFD");
+  }
   if (value && typeof value === "object") {
     return Object.fromEntries(
       Object.entries(value).map(([k, v]) => [k, SECRET_KEY.test(k) ? "[redacted]" : redact(v)]),
@@ -133,7 +137,10 @@ async function writeEntries(
     }
     const note = ctx.auditNotes.get(key) ?? {};
     // Only an error of the field itself decides; a nested field failing does not undo it.
-    const { outcome, code } = outcomeOf(rejectedWith ?? errors.find((e) => e.path?.length === 1 && e.path[0] === key));
+    // An error without a path refused the whole operation before any field ran (bad variables).
+    const { outcome, code } = outcomeOf(
+      rejectedWith ?? errors.find((e) => !e.path) ?? errors.find((e) => e.path?.length === 1 && e.path[0] === key),
+    );
     const named: Partial<Awaited<ReturnType<typeof fromArgs>>> =
       note.resourceId && note.organizationId !== undefined ? {} : await fromArgs(ctx, input);
     const organizationId =

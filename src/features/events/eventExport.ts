@@ -65,7 +65,9 @@ function csvCell(value: Row[string]): string {
     : typeof value === "object"
       ? JSON.stringify(value)
       : String(value);
-  return /[",\r\n]|^\s|\s$/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+  // A cell a spreadsheet would run as a formula is kept as text ('=…); an import reads it back.
+  const safe = /^[=+\-@\t\r]/.test(text) ? `'${text}` : text;
+  return /[",\r\n]|^\s|\s$/.test(safe) ? `"${safe.replaceAll('"', '""')}"` : safe;
 }
 
 /** Pages through the rows by id. */

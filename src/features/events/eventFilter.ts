@@ -4,6 +4,9 @@ import type { Prisma } from "../../generated/prisma/client.ts";
 import { decodeId } from "../../schema/globalId.ts";
 import { type EventKind, eventTypeOf } from "./eventInput.ts";
 
+/** The text itself: LIKE's wildcards (% and _) and its escape character taken literally. */
+const likeLiteral = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
+
 export interface EventFilterInput {
   kinds?: EventKind[] | null;
   customType?: string | null;
@@ -39,8 +42,8 @@ export function eventWhere(filter: EventFilterInput | null | undefined): Prisma.
       search
         ? {
             OR: [
-              { filePath: { contains: search, mode: "insensitive" as const } },
-              { operation: { contains: search, mode: "insensitive" as const } },
+              { filePath: { contains: likeLiteral(search), mode: "insensitive" as const } },
+              { operation: { contains: likeLiteral(search), mode: "insensitive" as const } },
             ],
           }
         : {},

@@ -55,14 +55,21 @@ const MAX_DETAILS_BYTES = 8 * 1024;
 const MAX_FUTURE_MS = 5 * 60_000;
 const EARLIEST = new Date("2000-01-01T00:00:00Z");
 
-const hasControl = (s: string) => [...s].some((c) => c.charCodeAt(0) < 32 || c.charCodeAt(0) === 127);
-/** PostgreSQL text cannot hold U+0000, in keys or values at any depth. */
-const hasNul = (v: unknown): boolean =>
-  typeof v === "string"
-    ? v.includes("\u0000")
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const isWellFormed = (s: string) => !LONE_SURROGATE.test(s);
+/** Control characters, or a lone surrogate (not Unicode at all: PostgreSQL refuses it). */
+const hasControl = (s: string) =>
+  !isWellFormed(s) || [...s].some((c) => c.charCodeAt(0) < 32 || c.charCodeAt(0) === 127);
+/** Text PostgreSQL's jsonb cannot hold (U+0000, lone surrogates), in keys or values, and nesting it will not parse. */
+const unstorable = (v: unknown, depth = 0): boolean =>
+  depth > 32 ||
+  (typeof v === "string"
+    ? v.includes("\u0000") || !isWellFormed(v)
     : Array.isArray(v)
-      ? v.some(hasNul)
-      : v !== null && typeof v === "object" && Object.entries(v).some(([k, x]) => k.includes("\u0000") || hasNul(x));
+      ? v.some((x) => unstorable(x, depth + 1))
+      : v !== null &&
+        typeof v === "object" &&
+        Object.entries(v).some(([k, x]) => k.includes("\u0000") || !isWellFormed(k) || unstorable(x, depth + 1)));
 
 // Paths come from any OS: no control characters (they break logs and CSV), and at most 1024
 // bytes, not characters: two paths must fit one index row of file_relationships.
@@ -108,7 +115,7 @@ export const eventInput = z
         (d) => JSON.stringify(d).length <= MAX_DETAILS_BYTES,
         `must be at most ${MAX_DETAILS_BYTES} bytes as JSON`,
       )
-      .refine((d) => !hasNul(d), "must not contain NUL characters")
+      .refine((d) => !unstorable(d), "must be nested at most 32 levels, without NUL characters or lone surrogates")
       .nullish(),
     occurredAt: z.coerce
       .date()

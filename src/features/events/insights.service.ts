@@ -27,6 +27,16 @@ function checkTimeZone(timeZone: string) {
   }
 }
 
+/** A zone the runtime knows but PostgreSQL does not (an old alias such as US/Pacific-New). */
+function zoneRefused(err: unknown): never {
+  if (/time zone/i.test(String((err as Error)?.message ?? ""))) {
+    throw new ValidationError("PostgreSQL does not know this time zone.", [
+      { path: "timeZone", message: 'must be an IANA time zone PostgreSQL knows, e.g. "America/Los_Angeles"' },
+    ]);
+  }
+  throw err;
+}
+
 /** Whose events: a named user (admins, or yourself), everyone's (admins), or your own. */
 async function scope(ctx: Context, input: InsightsInput): Promise<string | null> {
   const role = await roleIn(ctx, input.organizationId);
@@ -70,10 +80,10 @@ export async function eventInsights(ctx: Context, input: InsightsInput) {
     }),
     ctx.prisma.$queryRaw<{ hour: number; count: number }[]>`
       SELECT extract(hour FROM occurred_at AT TIME ZONE ${tz})::int AS hour, count(*)::int AS count
-      FROM events WHERE ${sqlWhere} GROUP BY 1 ORDER BY 1`,
+      FROM events WHERE ${sqlWhere} GROUP BY 1 ORDER BY 1`.catch(zoneRefused),
     ctx.prisma.$queryRaw<{ day: string; count: number }[]>`
       SELECT to_char(occurred_at AT TIME ZONE ${tz}, 'YYYY-MM-DD') AS day, count(*)::int AS count
-      FROM events WHERE ${sqlWhere} GROUP BY 1 ORDER BY 1 DESC LIMIT ${MAX_DAYS}`,
+      FROM events WHERE ${sqlWhere} GROUP BY 1 ORDER BY 1 DESC LIMIT ${MAX_DAYS}`.catch(zoneRefused),
   ]);
   const perHour = new Map(hours.map((h) => [h.hour, h.count]));
   return {

@@ -27,18 +27,20 @@ export async function generateSuggestions(
   const patterns = await prisma.pattern.findMany({
     where: { organizationId, userId, lastUsedAt: { gte: new Date(now.getTime() - RECENT_MS) } },
   });
-  const drafts = buildSuggestions(patterns, now, {
-    maxSuggestions: config?.maxSuggestions ?? 5,
+  // Every idea first: one dismissed or applied must leave its place to the next, not a gap.
+  const ideas = buildSuggestions(patterns, now, {
+    maxSuggestions: 1000,
     useRealFilePaths: config?.useRealFilePaths ?? true,
   });
   const known = await prisma.suggestion.findMany({
-    where: { organizationId, userId, triggerKey: { in: drafts.map((d) => d.triggerKey) } },
+    where: { organizationId, userId, triggerKey: { in: ideas.map((d) => d.triggerKey) } },
     select: { id: true, triggerKey: true, state: true },
   });
+  const closed = new Set(known.filter((s) => s.state !== "OPEN").map((s) => s.triggerKey));
+  const drafts = ideas.filter((d) => !closed.has(d.triggerKey)).slice(0, config?.maxSuggestions ?? 5);
   const ids: string[] = [];
   for (const draft of drafts) {
     const mine = known.filter((s) => s.triggerKey === draft.triggerKey);
-    if (mine.some((s) => s.state !== "OPEN")) continue;
     const open = mine[0];
     if (open) {
       await prisma.suggestion.update({ where: { id: open.id }, data: content(draft) });
@@ -74,7 +76,7 @@ function content(draft: SuggestionDraft) {
 /** On demand: analyse what waits, regenerate, and return the caller's open suggestions. */
 export async function generateNow({ ctx, organizationId }: { ctx: Context; organizationId?: string | null }) {
   const orgId = organizationId ?? (await activeOrganizationId(ctx));
-  await authorize(ctx, orgId, "read");
+  await authorize(ctx, orgId, "create");
   const userId = actingUserId(ctx);
   if (!userId) return { organizationId: orgId, userId: null };
   await analyseUserNow(ctx.prisma, orgId, userId);
@@ -132,7 +134,7 @@ export async function applySuggestion({ ctx, id }: { ctx: Context; id: string })
     // Claims the suggestion first: of two concurrent applies, one finds it no longer open.
     const claimed = await tx.suggestion.updateMany({
       where: { id, state: { not: "APPLIED" } },
-      data: { state: "APPLIED", appliedAt: new Date(), openTriggerKey: null },
+      data: { state: "APPLIED", appliedAt: new Date(), dismissedAt: null, openTriggerKey: null },
     });
     if (claimed.count === 0) {
       const existing = await tx.workflow.findFirst({ where: { suggestionId: id }, select: { id: true } });

@@ -69,8 +69,10 @@ function toInput(header: string[], cells: string[]): Record<string, unknown> | s
   const value: Record<string, unknown> = {};
   for (let i = 0; i < header.length; i++) {
     const column = header[i] as string;
-    const cell = cells[i] as string;
-    if (cell === "" || IGNORED.has(column)) continue;
+    const raw = cells[i] as string;
+    if (raw === "" || IGNORED.has(column)) continue;
+    // An export keeps formula-like cells as text with a leading quote: read them back without it.
+    const cell = /^'[=+\-@\t\r]/.test(raw) ? raw.slice(1) : raw;
     if (column === "sizeBytes") value[column] = /^\d+$/.test(cell) ? Number(cell) : cell;
     else if (column === "inputs" || column === "outputs") value[column] = cell.split(";").map((p) => p.trim());
     else if (column === "details") {
