@@ -177,7 +177,8 @@ describe.runIf(services)("three instances", () => {
     );
     const state = await health(successor?.url as string);
     // The lease lapses at most TTL after the last renewal, and survivors try every TTL/3.
-    expect(Date.parse(state.leaderSince ?? "") - killedAt).toBeLessThanOrEqual(TTL + TTL / 3 + 250);
+    // (Plus a second of slack for timers running late on a loaded machine.)
+    expect(Date.parse(state.leaderSince ?? "") - killedAt).toBeLessThanOrEqual(TTL + TTL / 3 + 1000);
 
     const survivorUrl = survivors[0]?.graphqlUrl as string;
     const atKill = (await occurrencesOf(survivorUrl, user, workflowId)).length;
