@@ -7,6 +7,7 @@ import type { Config } from "./config.ts";
 import type { AppDeps } from "./context.ts";
 import { createPrincipalResolver, type PrincipalResolver } from "./features/auth/principal.ts";
 import { syncConnectors } from "./features/connectors/integration.service.ts";
+import { withinDeadline } from "./infra/deadline.ts";
 import { createHealth } from "./infra/health.ts";
 import { createLogger, type Logger } from "./infra/logger.ts";
 import { createMailer, type Mailer } from "./infra/mailer.ts";
@@ -178,36 +179,26 @@ export function buildApp(config: Config, options: { logger?: Logger; role?: "api
    */
   async function stopJobs() {
     if (!jobs) return;
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<"deadline">((resolve) => {
-      timer = setTimeout(() => resolve("deadline"), config.shutdownTimeoutMs);
-    });
-    if ((await Promise.race([jobs.stop(), deadline])) === "deadline") {
+    if (!(await withinDeadline(jobs.stop(), config.shutdownTimeoutMs))) {
       logger.warn({ timeoutMs: config.shutdownTimeoutMs }, "background jobs did not stop in time; leaving them");
     }
-    clearTimeout(timer);
   }
 
   async function shutdown() {
     draining = true;
     logger.info("shutting down: draining connections");
-    // The deadline covers everything below, WebSockets included.
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<"deadline">((resolve) => {
-      timer = setTimeout(() => resolve("deadline"), config.shutdownTimeoutMs);
-    });
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     // server.close() only ends the connections idle at that moment; a kept-alive connection
     // whose request finishes later would hold it open until the deadline. Sweep them.
     const sweep = setInterval(() => server.closeIdleConnections(), 50);
     const drained = Promise.all([ws?.close(), closed]);
-    if ((await Promise.race([drained, deadline])) === "deadline") {
+    // The deadline covers WebSockets too.
+    if (!(await withinDeadline(drained, config.shutdownTimeoutMs))) {
       logger.warn({ timeoutMs: config.shutdownTimeoutMs }, "shutdown deadline reached: closing remaining connections");
       for (const socket of ws?.wss.clients ?? []) socket.terminate();
       server.closeAllConnections();
       await drained;
     }
-    clearTimeout(timer);
     clearInterval(sweep);
     await stopJobs();
     await principals?.close();

@@ -8,6 +8,7 @@ import pg from "pg";
 import { PrismaPGlite } from "pglite-prisma-adapter";
 import type { Config } from "../config.ts";
 import { PrismaClient } from "../generated/prisma/client.ts";
+import { withinDeadline } from "./deadline.ts";
 import type { Logger } from "./logger.ts";
 
 export type { PrismaClient };
@@ -56,15 +57,8 @@ function openPostgres(config: Config, logger: Logger): Database {
       await prisma.$disconnect();
       // A query stuck on a connection that went silent (a network cut) would hold pool.end()
       // forever: shutdown gives it a few seconds, then moves on.
-      let timer: NodeJS.Timeout | undefined;
-      const ended = await Promise.race([
-        pool.end().then(() => true),
-        new Promise<false>((resolve) => {
-          timer = setTimeout(() => resolve(false), 5_000);
-        }),
-      ]);
-      clearTimeout(timer);
-      if (!ended) logger.warn("database pool did not close within 5 s: leaving its connections");
+      if (!(await withinDeadline(pool.end(), 5_000)))
+        logger.warn("database pool did not close within 5 s: leaving its connections");
     },
   };
 }

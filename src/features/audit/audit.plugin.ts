@@ -10,21 +10,18 @@ import { ForbiddenError, NotFoundError, UnauthenticatedError } from "../../error
 import type { AuditOutcome, Prisma } from "../../generated/prisma/client.ts";
 import { toGraphQLError } from "../../schema/errors.ts";
 import { decodeId } from "../../schema/globalId.ts";
+import { storable } from "../../text.ts";
 import { roleIn } from "../auth/access.ts";
 
 // "secrets" holds an integration's credentials, whatever each one is called (a webhook URL is one).
-// Also refused by jsonb: a lone surrogate in a refused input must not lose the entry.
-const LONE_SURROGATES = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 const SECRET_KEY = /pass(word)?|secret|token|^key$|apiKey|authorization/i;
 
 /** Replaces every value under a secret-looking key, at any depth. */
 export function redact(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(redact);
   if (value instanceof Date) return value.toISOString();
-  // PostgreSQL's jsonb cannot hold U+0000: a refused input containing one must still be logged.
-  if (typeof value === "string") {
-    return value.replaceAll("\u0000", "\uFFFD").replace(LONE_SURROGATES, "\uFFFD");
-  }
+  // jsonb refuses U+0000 and lone surrogates: a refused input holding them must still be logged.
+  if (typeof value === "string") return storable(value);
   if (value && typeof value === "object") {
     return Object.fromEntries(
       Object.entries(value).map(([k, v]) => [k, SECRET_KEY.test(k) ? "[redacted]" : redact(v)]),

@@ -1,6 +1,7 @@
 // What an event is, as the local agent, a batch, or an import line sends it: one zod schema
 // for all three, so a line of a CSV file is held to exactly the rules of a recorded event.
 import { z } from "zod";
+import { hasControl, isWellFormed } from "../../text.ts";
 
 export const EVENT_KINDS = [
   "FILE_CREATED",
@@ -55,11 +56,6 @@ const MAX_DETAILS_BYTES = 8 * 1024;
 const MAX_FUTURE_MS = 5 * 60_000;
 const EARLIEST = new Date("2000-01-01T00:00:00Z");
 
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-const isWellFormed = (s: string) => !LONE_SURROGATE.test(s);
-/** Control characters, or a lone surrogate (not Unicode at all: PostgreSQL refuses it). */
-const hasControl = (s: string) =>
-  !isWellFormed(s) || [...s].some((c) => c.charCodeAt(0) < 32 || c.charCodeAt(0) === 127);
 /** Text PostgreSQL's jsonb cannot hold (U+0000, lone surrogates), in keys or values, and nesting it will not parse. */
 const unstorable = (v: unknown, depth = 0): boolean =>
   depth > 32 ||

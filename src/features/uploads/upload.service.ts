@@ -6,6 +6,7 @@ import type { Context } from "../../context.ts";
 import { ValidationError } from "../../errors.ts";
 import type { Prisma } from "../../generated/prisma/client.ts";
 import { FileTooLargeError } from "../../infra/storage.ts";
+import { isControl } from "../../text.ts";
 import {
   type FieldError,
   type IngestTarget,
@@ -41,7 +42,7 @@ function formatOf(file: File, named: ImportFormat | null | undefined): ImportFor
 function displayName(name: string) {
   const base = name.split(/[\\/]/).pop() ?? "";
   const clean = [...base]
-    .filter((c) => c.charCodeAt(0) >= 32 && c.charCodeAt(0) !== 127)
+    .filter((c) => !isControl(c))
     .join("")
     .trim()
     .slice(0, 255);
