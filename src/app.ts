@@ -9,6 +9,7 @@ import { createPrincipalResolver, type PrincipalResolver } from "./features/auth
 import { syncConnectors } from "./features/connectors/integration.service.ts";
 import { withinDeadline } from "./infra/deadline.ts";
 import { createHealth } from "./infra/health.ts";
+import { createLive } from "./infra/live.ts";
 import { createLogger, type Logger } from "./infra/logger.ts";
 import { createMailer, type Mailer } from "./infra/mailer.ts";
 import { openRuntime, type Runtime } from "./infra/runtime.ts";
@@ -62,6 +63,7 @@ export function buildApp(config: Config, options: { logger?: Logger; role?: "api
     mailer = createMailer(config, logger);
     const deps: AppDeps = {
       ...shared,
+      live: createLive({ pubsub: runtime.pubsub, log: runtime.liveLog, logger, maxQueue: config.live.maxQueue }),
       locks: runtime.locks,
       mailer,
       principals,
@@ -149,7 +151,7 @@ export function buildApp(config: Config, options: { logger?: Logger; role?: "api
         );
       });
     });
-    ws = attachWebSocketServer(server, yoga, deps);
+    ws = attachWebSocketServer(server, yoga, { ...deps, slots: runtime.slots });
 
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);

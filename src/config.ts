@@ -85,6 +85,18 @@ const envSchema = z.object({
   JOBS_ENABLED: bool.default(true),
   SCHEDULER_LOCK_TTL_MS: int(300, 600_000).default(15_000),
   RETENTION_CRON: z.string().default("0 3 * * *"),
+  // Live updates: how long (and how many, per organization and feed) events are kept for
+  // clients that resume, and the limits of the WebSocket transport.
+  LIVE_RETENTION_SECONDS: int(1, 7 * 86_400).default(3_600),
+  LIVE_RETENTION_EVENTS: int(10, 1_000_000).default(10_000),
+  LIVE_MAX_QUEUE: int(1, 1_000).default(1_000),
+  WS_KEEPALIVE_MS: int(0, 600_000).default(12_000),
+  WS_INIT_TIMEOUT_MS: int(100, 600_000).default(5_000),
+  WS_MAX_CONNECTIONS_PER_USER: int(1, 100_000).default(20),
+  WS_MAX_CONNECTIONS_PER_IP: int(1, 100_000).default(200),
+  WS_MAX_SUBSCRIPTIONS: int(1, 10_000).default(50),
+  WS_MAX_MESSAGE_BYTES: int(256, 16 * 1024 * 1024).default(64 * 1024),
+  WS_MAX_BUFFERED_BYTES: int(1024, 1024 * 1024 * 1024).default(4 * 1024 * 1024),
 });
 
 export interface JwtKey {
@@ -189,6 +201,20 @@ function toConfig(e: z.infer<typeof envSchema>) {
     },
     jobsEnabled: e.JOBS_ENABLED,
     scheduler: { lockTtlMs: e.SCHEDULER_LOCK_TTL_MS, retentionCron: e.RETENTION_CRON },
+    live: {
+      retentionMs: e.LIVE_RETENTION_SECONDS * 1000,
+      retentionEvents: e.LIVE_RETENTION_EVENTS,
+      maxQueue: e.LIVE_MAX_QUEUE,
+    },
+    ws: {
+      keepAliveMs: e.WS_KEEPALIVE_MS,
+      initTimeoutMs: e.WS_INIT_TIMEOUT_MS,
+      maxConnectionsPerUser: e.WS_MAX_CONNECTIONS_PER_USER,
+      maxConnectionsPerIp: e.WS_MAX_CONNECTIONS_PER_IP,
+      maxSubscriptions: e.WS_MAX_SUBSCRIPTIONS,
+      maxMessageBytes: e.WS_MAX_MESSAGE_BYTES,
+      maxBufferedBytes: e.WS_MAX_BUFFERED_BYTES,
+    },
     executions: {
       concurrency: e.EXECUTION_CONCURRENCY,
       perOrganization: e.EXECUTION_ORG_LIMIT,

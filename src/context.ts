@@ -3,6 +3,7 @@
 import type { Config } from "./config.ts";
 import type { Principal, PrincipalResolver } from "./features/auth/principal.ts";
 import type { PrismaClient } from "./infra/db.ts";
+import type { Live } from "./infra/live.ts";
 import type { LockService } from "./infra/lock.ts";
 import type { Logger } from "./infra/logger.ts";
 import type { Mailer } from "./infra/mailer.ts";
@@ -18,6 +19,8 @@ export interface AppDeps {
   logger: Logger;
   prisma: PrismaClient;
   pubsub: PubSub;
+  /** Resumable per-organization feeds of changes, for subscriptions. */
+  live: Live;
   locks: LockService;
   mailer: Mailer;
   principals: PrincipalResolver;
@@ -52,6 +55,8 @@ export interface Context extends AppDeps {
   ip: string | null;
   userAgent: string | null;
   principal: Principal | null;
+  /** When the caller's credentials expire (epoch ms), for what outlives the request. */
+  credentialsExpireAt: number | null;
   requestedOrganizationId: string | null;
   /** Per-request memo for lookups several resolvers share (roles, active organization). */
   memo: Map<string, Promise<unknown>>;
@@ -60,12 +65,14 @@ export interface Context extends AppDeps {
 }
 
 export async function buildContext(deps: AppDeps, request: RequestInfo): Promise<Context> {
+  const authenticated = await deps.principals.resolve(request.authorization, request.apiKey);
   return {
     ...deps,
     requestId: request.requestId,
     ip: request.ip,
     userAgent: request.userAgent,
-    principal: await deps.principals.resolve(request.authorization, request.apiKey),
+    principal: authenticated?.principal ?? null,
+    credentialsExpireAt: authenticated?.expiresAt ?? null,
     requestedOrganizationId: request.organization ? decodeId(request.organization, "Organization").id : null,
     memo: new Map(),
     auditNotes: new Map(),

@@ -62,7 +62,7 @@ describe("status codes and bodies", () => {
     ["variables that are not an object", '{"query":"{ __typename }","variables":[1]}', "BAD_REQUEST", 400],
     [
       "a subscription over plain POST",
-      '{"query":"subscription { suggestionCreated(organizationId: \\"x\\") { id } }"}',
+      '{"query":"subscription { suggestionCreated(organizationId: \\"x\\") { cursor } }"}',
       "BAD_REQUEST",
       400,
     ],

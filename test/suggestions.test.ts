@@ -3,9 +3,10 @@
 // mark viewed.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { errorCode } from "./helpers/api.ts";
-import { collect, gql, untilLive, wsClient } from "./helpers/client.ts";
+import { collect, gql, wsClient } from "./helpers/client.ts";
 import { recordBatch, type Suggestion, scenario, suggestionsGenerate } from "./helpers/events.ts";
 import { createUser, type TestUser } from "./helpers/factories.ts";
+import { liveCursor } from "./helpers/live.ts";
 import { startServer, type TestServer } from "./helpers/server.ts";
 
 let server: TestServer;
@@ -159,21 +160,13 @@ describe("suggestions", () => {
 
   it("regenerates in the background after new events, and publishes new suggestions", async () => {
     const alice = await createUser(url);
+    const after = await liveCursor(url, alice.token, alice.org.id, "SUGGESTIONS");
     const ws = wsClient(server.wsUrl, { authorization: `Bearer ${alice.token}` });
-    const created = collect<{ suggestionCreated: { triggerKey: string } }>(
+    const created = collect<{ suggestionCreated: { suggestion: { triggerKey: string } } }>(
       ws,
-      "subscription($org: ID!) { suggestionCreated(organizationId: $org) { triggerKey } }",
-      { org: alice.org.id },
+      "subscription($org: ID!, $after: String) { suggestionCreated(organizationId: $org, after: $after) { suggestion { triggerKey } } }",
+      { org: alice.org.id, after },
     );
-    // Probes until one arrives: each records a new kind of file and asks for suggestions now.
-    await untilLive(created.items, async (attempt) => {
-      await recordBatch(
-        url,
-        alice,
-        Array.from({ length: 5 }, () => ({ kind: "FILE_OPENED", filePath: `/probe/file.p${attempt}` })),
-      );
-      await suggestionsGenerate(url, alice);
-    });
 
     // Then SQL work that nobody asks about: the pipeline analyses it, and suggestions follow.
     const now = Date.now();
@@ -187,7 +180,7 @@ describe("suggestions", () => {
         occurredAt: new Date(now - (12 - i) * 60_000).toISOString(),
       })),
     );
-    await created.until((items) => items.some((i) => i.suggestionCreated.triggerKey.includes(".sql")));
+    await created.until((items) => items.some((i) => i.suggestionCreated.suggestion.triggerKey.includes(".sql")));
     await ws.dispose();
     const open = await list(alice);
     expect(open.some((s) => s.triggerKey.includes(".sql"))).toBe(true);

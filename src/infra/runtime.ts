@@ -2,7 +2,9 @@
 // services (PostgreSQL, Redis). Everything above receives the same Runtime either way.
 import type { Redis } from "ioredis";
 import type { Config, SecretsKey } from "../config.ts";
+import { type ConnectionSlots, createInProcessSlots, createRedisSlots } from "./connectionSlots.ts";
 import { type Database, openDatabase } from "./db.ts";
+import { createInProcessLiveLog, createRedisLiveLog, type LiveLog } from "./liveLog.ts";
 import { createInProcessLocks, createRedisLocks, type LockService } from "./lock.ts";
 import type { Logger } from "./logger.ts";
 import { applyPendingMigrations, FailedMigrationError, pendingMigrations } from "./migrations.ts";
@@ -15,9 +17,15 @@ export interface Runtime {
   secrets: SecretBox;
   redis?: Redis;
   pubsub: PubSub;
+  liveLog: LiveLog;
+  /** WebSocket connections per user and address, counted across instances. */
+  slots: ConnectionSlots;
   locks: LockService;
   close(): Promise<void>;
 }
+
+/** A connection's slot lapses this long after its instance last refreshed it (every third of it). */
+export const SLOT_TTL_MS = 60_000;
 
 export class StartupError extends Error {
   override name = "StartupError";
@@ -34,7 +42,16 @@ export async function openRuntime(config: Config, logger: Logger): Promise<Runti
   const keys = config.secretsKeys as SecretsKey[];
   const secrets = createSecretBox(keys.length ? keys : [embeddedSecretsKey(config.dataDir)]);
   if (config.mode === "embedded") {
-    return { db, secrets, pubsub: createInProcessPubSub(), locks: createInProcessLocks(), close: () => db.close() };
+    const pubsub = createInProcessPubSub();
+    return {
+      db,
+      secrets,
+      pubsub,
+      liveLog: createInProcessLiveLog(pubsub, config.live),
+      slots: createInProcessSlots(),
+      locks: createInProcessLocks(),
+      close: () => db.close(),
+    };
   }
 
   const redis = createRedis(config, logger, "commands");
@@ -52,6 +69,8 @@ export async function openRuntime(config: Config, logger: Logger): Promise<Runti
     secrets,
     redis,
     pubsub: createRedisPubSub(redis, subscriber, config.redisKeyPrefix),
+    liveLog: createRedisLiveLog(redis, config.redisKeyPrefix, config.live),
+    slots: createRedisSlots(redis, SLOT_TTL_MS),
     locks: createRedisLocks(redis),
     async close() {
       await Promise.allSettled([redis.quit(), subscriber.quit()]);

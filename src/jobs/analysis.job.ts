@@ -26,7 +26,7 @@ export interface AnalysisWorker {
 }
 
 export function startAnalysisWorker(
-  deps: Pick<AppDeps, "prisma" | "pubsub" | "logger">,
+  deps: Pick<AppDeps, "prisma" | "pubsub" | "live" | "logger">,
   options: AnalysisWorkerOptions,
 ) {
   const { prisma, logger } = deps;
@@ -51,7 +51,7 @@ export function startAnalysisWorker(
         const key = keyOf(group);
         let result: Awaited<ReturnType<typeof analyseChunk>>;
         try {
-          result = await analyseChunk(prisma, group.organizationId, group.userId);
+          result = await analyseChunk(deps, group.organizationId, group.userId);
           failing.delete(key);
         } catch (err) {
           // One user's failing chunk must not hold up everyone else's: it waits, longer each time.

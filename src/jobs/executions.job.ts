@@ -20,7 +20,7 @@ export interface ExecutionWorkerOptions {
   maxAttempts: number;
 }
 
-type Deps = Pick<AppDeps, "prisma" | "pubsub" | "logger" | "secrets" | "config">;
+type Deps = Pick<AppDeps, "prisma" | "pubsub" | "live" | "logger" | "secrets" | "config">;
 type StopReason = "cancel" | "timeout" | "shutdown" | "lost";
 
 const DEFAULT_STEP_TIMEOUT_MS = 60_000;
@@ -210,7 +210,7 @@ export function startExecutionWorker(deps: Deps, options: ExecutionWorkerOptions
       }),
       prisma.workflowExecution.updateMany({ where: owned, data: { status, error, finishedAt: now } }),
     ]);
-    announce(deps.pubsub, execution, "UPDATED");
+    await announce(deps, execution, "UPDATED");
   }
 
   /** "ok", "stop" (a false condition), or the last error. */
@@ -231,7 +231,7 @@ export function startExecutionWorker(deps: Deps, options: ExecutionWorkerOptions
     const maxAttempts = step.retry?.maxAttempts ?? 1;
     const started = new Date();
     await prisma.workflowStepResult.update({ where, data: { status: "RUNNING", startedAt: started } });
-    announce(deps.pubsub, execution, "UPDATED");
+    await announce(deps, execution, "UPDATED", { key: step.id, status: "RUNNING" });
     let last: Error = new Error("not run");
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
       // A delay's own length does not count against the default step timeout.
@@ -277,6 +277,7 @@ export function startExecutionWorker(deps: Deps, options: ExecutionWorkerOptions
       // Recorded outside the try: a failed write must not run the step (and its side effect) again.
       scope.steps[step.id] = { output };
       await finishStep(where, "SUCCEEDED", { attempts: attempt, logs, output });
+      await announce(deps, execution, "UPDATED", { key: step.id, status: "SUCCEEDED" });
       return holds ? "ok" : "stop";
     }
     await finishStep(where, "FAILED", {
@@ -284,6 +285,7 @@ export function startExecutionWorker(deps: Deps, options: ExecutionWorkerOptions
       logs,
       error: last.message,
     });
+    await announce(deps, execution, "UPDATED", { key: step.id, status: "FAILED" });
     return last;
   }
 
@@ -332,7 +334,7 @@ export function startExecutionWorker(deps: Deps, options: ExecutionWorkerOptions
         data: retry ? { status: "QUEUED" } : { status: "SKIPPED" },
       });
       logger.warn({ executionId: e.id, retried: retry }, "execution's worker stopped responding");
-      announce(deps.pubsub, e, retry ? "CREATED" : "UPDATED");
+      await announce(deps, e, retry ? "CREATED" : "UPDATED");
     }
   }
 

@@ -25,7 +25,7 @@ export interface LeaderStatus {
 }
 
 export function startScheduler(
-  deps: Pick<AppDeps, "prisma" | "pubsub" | "logger" | "locks">,
+  deps: Pick<AppDeps, "prisma" | "pubsub" | "live" | "logger" | "locks">,
   options: SchedulerOptions,
 ) {
   const { logger, locks } = deps;

@@ -84,3 +84,6 @@ builder.scalarType("File", {
 builder.queryType({});
 builder.mutationType({});
 builder.subscriptionType({});
+
+/** The builder's type parameters, for helpers that take or return its refs. */
+export type PothosTypes = typeof builder extends PothosSchemaTypes.SchemaBuilder<infer T> ? T : never;

@@ -15,6 +15,7 @@ import "../features/workflows/schedule.schema.ts";
 import "../features/suggestions/suggestion.schema.ts";
 import "../features/uploads/upload.schema.ts";
 import "../features/connectors/integration.schema.ts";
+import "../features/live/live.schema.ts";
 import { builder } from "./builder.ts";
 
 export const schema = builder.toSchema();

@@ -24,7 +24,8 @@ export function createDownloadRoutes(deps: AppDeps) {
       const claims = verifyDownloadToken(token, purpose, deps.config.jwt);
       return { principal: await deps.principals.forClaims(claims), params: claims.params };
     }
-    return { principal: await deps.principals.resolve(req.headers.authorization, undefined), params: {} };
+    const authenticated = await deps.principals.resolve(req.headers.authorization, undefined);
+    return { principal: authenticated?.principal ?? null, params: {} };
   }
 
   return async function handle(req: IncomingMessage, res: ServerResponse, requestId: string) {

@@ -1,37 +1,172 @@
 // graphql-ws on the same path and port as HTTP, through the same envelop plugins as Yoga
-// (armor limits, error masking, context), so both transports behave alike.
+// (armor limits, error masking, context), so both transports behave alike. Connections are
+// limited per user and per address (across instances), operations per connection, and
+// message size; credentials are checked at connect and on every subscribe, and a socket whose
+// token expires or whose session or key is revoked is closed with 4403 and the reason.
 import { randomUUID } from "node:crypto";
 import type { Server } from "node:http";
-import type { ExecutionArgs, GraphQLError } from "graphql";
+import { type ExecutionArgs, GraphQLError } from "graphql";
 import { useServer } from "graphql-ws/use/ws";
-import { WebSocketServer } from "ws";
+import { type WebSocket, WebSocketServer } from "ws";
 import type { AppDeps, Context } from "../context.ts";
+import { AppError } from "../errors.ts";
 import { auditRejectedMutation } from "../features/audit/audit.plugin.ts";
+import { apiKeyCacheKey, type Principal } from "../features/auth/principal.ts";
+import type { ConnectionSlots } from "../infra/connectionSlots.ts";
+import { SLOT_TTL_MS } from "../infra/runtime.ts";
 import { toGraphQLError } from "../schema/errors.ts";
 import { clientIp, stringParam, withRequestId, type YogaServer } from "./yoga.ts";
 
 type Enveloped = ReturnType<YogaServer["getEnveloped"]>;
 
-export function attachWebSocketServer(server: Server, yoga: YogaServer, deps: AppDeps) {
-  const { principals } = deps;
-  // A GraphQL message is small; 1 MiB leaves room for large variables, not for abuse.
-  const wss = new WebSocketServer({ server, path: yoga.graphqlEndpoint, maxPayload: 1024 * 1024 });
+/** Close codes beyond graphql-ws' own (4400 bad request, 4408 init timeout, 4409 duplicate id...). */
+export const CLOSE = {
+  /** Credentials refused at connect, expired, or revoked: the reason names which. Clients may retry with fresh ones. */
+  FORBIDDEN: 4403,
+  /** Over a connection limit: try again later. */
+  TRY_AGAIN_LATER: 1013,
+  /** Fell too far behind: reconnect and resume from the last cursor received. */
+  SLOW_CONSUMER: 4008,
+  /** Shutting down (graphql-ws' dispose). */
+  GOING_AWAY: 1001,
+} as const;
+
+interface Connection {
+  id: string;
+  socket: WebSocket;
+  slots: [key: string, connectionId: string][];
+  principal?: Principal;
+  expiry?: NodeJS.Timeout;
+}
+
+// Close reasons are limited to 123 bytes.
+const reason = (text: string) => Buffer.from(text).subarray(0, 123).toString();
+
+export function attachWebSocketServer(server: Server, yoga: YogaServer, deps: AppDeps & { slots: ConnectionSlots }) {
+  const { principals, config, slots } = deps;
+  const limits = config.ws;
+  const wss = new WebSocketServer({ server, path: yoga.graphqlEndpoint, maxPayload: limits.maxMessageBytes });
+  const connections = new Map<WebSocket, Connection>();
+
+  const close = (connection: Connection, code: number, why: string) => connection.socket.close(code, reason(why));
+  const take = async (connection: Connection, key: string, limit: number) => {
+    if (!(await slots.acquire(key, connection.id, limit))) return false;
+    connection.slots.push([key, connection.id]);
+    // Closed while the slot was being taken: give it back.
+    if (!connections.has(connection.socket)) void slots.release(key, connection.id).catch(() => undefined);
+    return true;
+  };
+
+  // Registered before graphql-ws' own listener: every socket is counted, whatever it sends.
+  wss.on("connection", (socket, request) => {
+    const connection: Connection = { id: randomUUID(), socket, slots: [] };
+    connections.set(socket, connection);
+    // ws closes the socket itself on a protocol error (1009 for an oversized message); graphql-ws
+    // would also print it to stderr as an "internal error". It is the client's: a debug line.
+    process.nextTick(() => {
+      socket.removeAllListeners("error");
+      socket.on("error", (err) => deps.logger.debug({ err: err.message }, "websocket protocol error"));
+    });
+    socket.once("close", () => {
+      connections.delete(socket);
+      clearTimeout(connection.expiry);
+      for (const [key, id] of connection.slots) void slots.release(key, id).catch(() => undefined);
+    });
+    const ip = clientIp(request, config.trustProxy) ?? "unknown";
+    void take(connection, `ip:${ip}`, limits.maxConnectionsPerIp).then(
+      (ok) => ok || close(connection, CLOSE.TRY_AGAIN_LATER, "Too many connections from this address"),
+      (err: unknown) => {
+        deps.logger.warn({ err: (err as Error).message }, "connection limit not checked");
+      },
+    );
+  });
+  const refresh = setInterval(() => {
+    const held = [...connections.values()].flatMap((c) => c.slots);
+    if (held.length) void slots.refresh(held).catch(() => undefined);
+  }, SLOT_TTL_MS / 3);
+  refresh.unref();
+
+  // A revocation on any instance closes the sockets it affects here, subscribed or not.
+  const revocations = principals.revocations();
+  void (async () => {
+    for await (const revoked of revocations) {
+      for (const connection of connections.values()) {
+        const p = connection.principal;
+        if (!p) continue;
+        const affected =
+          p.kind === "user"
+            ? revoked.id === p.sessionId
+            : revoked.id === "*" || revoked.id.startsWith(apiKeyCacheKey(""));
+        if (!affected) continue;
+        principals.reload(p).then(
+          (now) => {
+            connection.principal = now;
+          },
+          (err: unknown) => close(connection, CLOSE.FORBIDDEN, describe(err)),
+        );
+      }
+    }
+  })();
+
   const disposable = useServer(
     {
+      connectionInitWaitTimeout: limits.initTimeoutMs,
       execute: (args) => (args.rootValue as Enveloped).execute(args as ExecutionArgs),
       subscribe: (args) => (args.rootValue as Enveloped).subscribe(args as ExecutionArgs),
       // Bad credentials are refused at connect (close 4403), not at the first operation.
       onConnect: async (ctx) => {
         const params = ctx.connectionParams;
+        const connection = connections.get(ctx.extra.socket);
+        if (!connection) return false;
+        let authenticated: Awaited<ReturnType<typeof principals.resolve>>;
         try {
-          await principals.resolve(stringParam(params, "authorization"), stringParam(params, "x-api-key"));
-          return true;
-        } catch {
+          authenticated = await principals.resolve(
+            stringParam(params, "authorization"),
+            stringParam(params, "x-api-key"),
+          );
+        } catch (err) {
+          close(connection, CLOSE.FORBIDDEN, describe(err));
           return false;
         }
+        if (!authenticated) return true;
+        const { principal, expiresAt } = authenticated;
+        const who = principal.kind === "user" ? `user:${principal.userId}` : `key:${principal.apiKeyId}`;
+        if (!(await take(connection, who, limits.maxConnectionsPerUser))) {
+          close(connection, CLOSE.TRY_AGAIN_LATER, "Too many connections for this user");
+          return false;
+        }
+        connection.principal = principal;
+        if (expiresAt !== null && expiresAt - Date.now() < 2 ** 31 - 1) {
+          const expired =
+            principal.kind === "user"
+              ? "TOKEN_EXPIRED: The access token has expired"
+              : "API_KEY_EXPIRED: The API key has expired";
+          connection.expiry = setTimeout(
+            () => close(connection, CLOSE.FORBIDDEN, expired),
+            Math.max(0, expiresAt - Date.now()),
+          );
+        }
+        return true;
+      },
+      onError: (ctx, _id, _payload, errors) => {
+        // A subscription ended because its subscriber fell behind, or its access ended: the
+        // socket goes too, with a code a client can act on.
+        const connection = connections.get(ctx.extra.socket);
+        const code = errors[0]?.extensions?.code;
+        if (!connection) return;
+        if (code === "SLOW_CONSUMER")
+          close(connection, CLOSE.SLOW_CONSUMER, "SLOW_CONSUMER: resume from your last cursor");
       },
       onSubscribe: async (ctx, _id, payload) => {
         const requestId = randomUUID();
+        // ctx.subscriptions already holds this one.
+        if (Object.keys(ctx.subscriptions).length > limits.maxSubscriptions) {
+          return [
+            new GraphQLError(`A connection carries at most ${limits.maxSubscriptions} operations at once.`, {
+              extensions: { code: "TOO_MANY_SUBSCRIPTIONS", requestId },
+            }),
+          ];
+        }
         const enveloped = yoga.getEnveloped({
           requestId,
           req: ctx.extra.request,
@@ -91,10 +226,19 @@ export function attachWebSocketServer(server: Server, yoga: YogaServer, deps: Ap
       },
     },
     wss,
+    limits.keepAliveMs,
   );
   return {
     wss,
     /** graphql-ws closes every socket with 1001 (going away), then the server. */
-    close: () => disposable.dispose(),
+    close: async () => {
+      clearInterval(refresh);
+      await revocations.return?.();
+      await disposable.dispose();
+    },
   };
+}
+
+function describe(err: unknown): string {
+  return err instanceof AppError ? `${err.code}: ${err.message}` : "Forbidden";
 }

@@ -113,15 +113,3 @@ export function collect<T>(
       new Promise<void>((resolve, reject) => (match(items) ? resolve() : waiters.push({ match, resolve, reject }))),
   };
 }
-
-/**
- * Repeats `probe` (something that publishes to the subscription) until a result has arrived.
- * A subscription starts listening some time after it is sent, and nothing tells the client
- * when; events published before then are not delivered. No sleeping: each probe is real work.
- */
-export async function untilLive(items: unknown[], probe: (attempt: number) => Promise<void>) {
-  for (let attempt = 0; items.length === 0; attempt++) {
-    if (attempt === 100) throw new Error("the subscription never delivered a result");
-    await probe(attempt);
-  }
-}

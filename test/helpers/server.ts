@@ -25,6 +25,9 @@ export function testEnv(overrides: Record<string, string | undefined> = {}): Nod
     SECRETS_KEYS: TEST_SECRETS_KEYS,
     // Cheap hashes: the suite registers many users. Production refuses anything below 15.
     PASSWORD_HASH_LOG_N: "10",
+    // Every suite connects from 127.0.0.1, and in the services mode they share one count.
+    WS_MAX_CONNECTIONS_PER_IP: "10000",
+    WS_MAX_CONNECTIONS_PER_USER: "1000",
     ...(services
       ? { DATABASE_URL: services.databaseUrl, REDIS_URL: services.redisUrl, REDIS_KEY_PREFIX: services.redisKeyPrefix }
       : {}),

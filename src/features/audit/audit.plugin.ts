@@ -164,19 +164,29 @@ async function writeEntries(
     });
   }
   if (!rows.length) return;
+  const written: { id: string; organizationId: string | null }[] = [];
   try {
-    await ctx.prisma.auditLog.createMany({ data: rows });
+    written.push(
+      ...(await ctx.prisma.auditLog.createManyAndReturn({ data: rows, select: { id: true, organizationId: true } })),
+    );
   } catch (err) {
     // One bad row (an organization deleted by the same request) must not lose the others:
     // write them one by one, detached from any organization that is gone.
     ctx.logger.error({ err, requestId: ctx.requestId }, "audit entries failed as a batch; writing one by one");
     for (const row of rows) {
+      const select = { id: true, organizationId: true } as const;
       await ctx.prisma.auditLog
-        .create({ data: row })
-        .catch(() => ctx.prisma.auditLog.create({ data: { ...row, organizationId: null } }))
+        .create({ data: row, select })
+        .catch(() => ctx.prisma.auditLog.create({ data: { ...row, organizationId: null }, select }))
+        .then((entry) => written.push(entry))
         .catch((e: unknown) =>
           ctx.logger.error({ err: e, requestId: ctx.requestId, action: row.action }, "audit entry not written"),
         );
     }
   }
+  await Promise.all(
+    written.map((entry) =>
+      entry.organizationId ? ctx.live.publish("AUDIT", entry.organizationId, { id: entry.id, kind: "CREATED" }) : null,
+    ),
+  );
 }

@@ -2,6 +2,7 @@ import { isSelf } from "../../context.ts";
 import type { Prisma } from "../../generated/prisma/client.ts";
 import { builder } from "../../schema/builder.ts";
 import { decodeId } from "../../schema/globalId.ts";
+import { liveEventType, liveSubscription } from "../live/live.schema.ts";
 import { OrganizationRef, orgPermission } from "../organizations/organization.schema.ts";
 import { UserRef } from "../users/user.schema.ts";
 
@@ -91,3 +92,21 @@ builder.prismaObjectField(UserRef, "auditLogs", (t) =>
     query: (args) => ({ where: where(args.filter), orderBy: newestFirst }),
   }),
 );
+
+const AuditEntryAddedRef = liveEventType("AuditEntryAdded", "An entry was added to the organization's audit trail.");
+builder.objectFields(AuditEntryAddedRef, (t) => ({
+  entryId: t.id({ nullable: true, resolve: (item) => item.id }),
+  entry: t.prismaField({
+    type: AuditEntryRef,
+    nullable: true,
+    resolve: (query, item, _a, ctx) =>
+      item.id === null ? null : ctx.prisma.auditLog.findUnique({ ...query, where: { id: item.id } }),
+  }),
+}));
+
+liveSubscription("auditEntryAdded", {
+  type: AuditEntryAddedRef,
+  description: "The organization's audit trail as it grows. For owners and admins.",
+  feed: "AUDIT",
+  permission: "audit:read",
+});

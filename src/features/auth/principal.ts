@@ -22,12 +22,19 @@ export interface UserPrincipal {
 export interface ApiKeyPrincipal {
   kind: "apiKey";
   apiKeyId: string;
+  expiresAt: Date | null;
   organizationId: string;
   role: OrgRole;
   createdById: string | null;
 }
 
 export type Principal = UserPrincipal | ApiKeyPrincipal;
+
+/** Who is asking, and until when these credentials hold (epoch ms; null: until revoked). */
+export interface Authenticated {
+  principal: Principal;
+  expiresAt: number | null;
+}
 
 export const API_KEY_PATTERN = /^flo_([0-9a-f]{12})_[\w-]{20,}$/;
 const CACHE_TTL_MS = 30_000;
@@ -61,49 +68,58 @@ export function createPrincipalResolver(deps: { config: Config; prisma: PrismaCl
     return { kind: "user", userId, sessionId, email: session.user.email, isSuperuser: session.user.isSuperuser };
   }
 
+  const KEY_FIELDS = {
+    id: true,
+    keyHash: true,
+    organizationId: true,
+    role: true,
+    createdById: true,
+    revokedAt: true,
+    expiresAt: true,
+    lastUsedAt: true,
+  } as const;
+
   async function fromApiKey(key: string): Promise<Principal> {
     const prefix = API_KEY_PATTERN.exec(key)?.[1];
-    const row = prefix
-      ? await deps.prisma.apiKey.findUnique({
-          where: { prefix },
-          select: {
-            id: true,
-            keyHash: true,
-            organizationId: true,
-            role: true,
-            createdById: true,
-            revokedAt: true,
-            expiresAt: true,
-            lastUsedAt: true,
-            createdBy: {
-              select: {
-                memberships: { where: { organization: { apiKeys: { some: { prefix } } } }, select: { role: true } },
-              },
-            },
-          },
-        })
-      : null;
+    const row = prefix ? await deps.prisma.apiKey.findUnique({ where: { prefix }, select: KEY_FIELDS }) : null;
     // Looked up by prefix, then compared in constant time: an unknown key and a wrong secret
     // look the same, and the comparison leaks nothing of the digest.
     if (!row || !timingSafeEqual(Buffer.from(row.keyHash, "hex"), Buffer.from(digest(key), "hex"))) {
       throw new UnauthenticatedError("API_KEY_INVALID", "The API key is not valid.");
     }
-    if (row.revokedAt) throw new UnauthenticatedError("API_KEY_REVOKED", "The API key has been revoked.");
-    if (row.expiresAt && row.expiresAt <= new Date())
-      throw new UnauthenticatedError("API_KEY_EXPIRED", "The API key has expired.");
     if (!row.lastUsedAt || Date.now() - row.lastUsedAt.getTime() > LAST_USED_RESOLUTION_MS) {
       // Recorded at a minute's resolution: not a write on every request.
       await deps.prisma.apiKey.update({ where: { id: row.id }, data: { lastUsedAt: new Date() } });
     }
+    return keyPrincipal(row);
+  }
+
+  async function keyPrincipal(row: {
+    id: string;
+    organizationId: string;
+    role: OrgRole;
+    createdById: string | null;
+    revokedAt: Date | null;
+    expiresAt: Date | null;
+  }): Promise<Principal> {
+    if (row.revokedAt) throw new UnauthenticatedError("API_KEY_REVOKED", "The API key has been revoked.");
+    if (row.expiresAt && row.expiresAt <= new Date())
+      throw new UnauthenticatedError("API_KEY_EXPIRED", "The API key has expired.");
     // A key acts with no more than its creator can now: removed from the organization, the
     // creator's keys stop; demoted, they are capped at the new role.
-    const creatorRole = row.createdBy?.memberships[0]?.role;
-    if (!creatorRole) throw new UnauthenticatedError("API_KEY_REVOKED", "The API key's creator is no longer a member.");
+    const creator = row.createdById
+      ? await deps.prisma.organizationMember.findUnique({
+          where: { organizationId_userId: { organizationId: row.organizationId, userId: row.createdById } },
+          select: { role: true },
+        })
+      : null;
+    if (!creator) throw new UnauthenticatedError("API_KEY_REVOKED", "The API key's creator is no longer a member.");
     return {
       kind: "apiKey",
       apiKeyId: row.id,
+      expiresAt: row.expiresAt,
       organizationId: row.organizationId,
-      role: ROLE_RANK[creatorRole] < ROLE_RANK[row.role] ? creatorRole : row.role,
+      role: ROLE_RANK[creator.role] < ROLE_RANK[row.role] ? creator.role : row.role,
       createdById: row.createdById,
     };
   }
@@ -142,14 +158,32 @@ export function createPrincipalResolver(deps: { config: Config; prisma: PrismaCl
     async resolve(
       authorization: string | null | undefined,
       apiKeyHeader: string | null | undefined,
-    ): Promise<Principal | null> {
+    ): Promise<Authenticated | null> {
       const bearer = authorization?.replace(/^Bearer\s+/i, "").trim();
       const apiKey = apiKeyHeader?.trim() || (bearer?.startsWith("flo_") ? bearer : undefined);
-      if (apiKey) return cached(apiKeyCacheKey(digest(apiKey)), () => fromApiKey(apiKey));
+      if (apiKey) {
+        const principal = await cached(apiKeyCacheKey(digest(apiKey)), () => fromApiKey(apiKey));
+        return { principal, expiresAt: principal.kind === "apiKey" ? (principal.expiresAt?.getTime() ?? null) : null };
+      }
       if (!bearer) return null;
       const claims = verifyAccessToken(bearer, deps.config.jwt);
-      return cached(claims.sid, () => fromSession(claims.sid, claims.sub));
+      return {
+        principal: await cached(claims.sid, () => fromSession(claims.sid, claims.sub)),
+        expiresAt: claims.expMs,
+      };
     },
+    /**
+     * The same principal as it stands now, read past the cache: for what outlives a request
+     * (a subscription). Throws when its session or key no longer holds.
+     */
+    async reload(principal: Principal): Promise<Principal> {
+      if (principal.kind === "user") return fromSession(principal.sessionId, principal.userId);
+      const row = await deps.prisma.apiKey.findUnique({ where: { id: principal.apiKeyId }, select: KEY_FIELDS });
+      if (!row) throw new UnauthenticatedError("API_KEY_REVOKED", "The API key has been revoked.");
+      return keyPrincipal(row);
+    },
+    /** Revocations as they arrive from any instance: a session id, apiKeyCacheKey(hash), or "*". */
+    revocations: () => deps.pubsub.subscribe(REVOKED_TOPIC, "all"),
     /** A user principal for verified claims (download links carry the same session binding). */
     forClaims: (claims: { sub: string; sid: string }) => cached(claims.sid, () => fromSession(claims.sid, claims.sub)),
     /** Ends cached access on every instance: a session id, apiKeyCacheKey(hash), or "*" for all. */

@@ -48,7 +48,8 @@ export function signAccessToken(claims: AccessClaims, jwtConfig: Config["jwt"]):
   return { token, expiresAt: new Date(Date.now() + jwtConfig.accessTtlSeconds * 1000) };
 }
 
-export function verifyAccessToken(token: string, jwtConfig: Config["jwt"]): AccessClaims {
+/** The claims, and when the token expires (epoch milliseconds). */
+export function verifyAccessToken(token: string, jwtConfig: Config["jwt"]): AccessClaims & { expMs: number } {
   let verified = verifiedByRing.get(jwtConfig);
   if (!verified) {
     verified = new Map();
@@ -56,13 +57,13 @@ export function verifyAccessToken(token: string, jwtConfig: Config["jwt"]): Acce
   }
   const hit = verified.get(token);
   if (hit) {
-    if (hit.expMs > Date.now()) return { sub: hit.sub, sid: hit.sid };
+    if (hit.expMs > Date.now()) return hit;
     verified.delete(token);
   }
   const claims = verifyUncached(token, jwtConfig);
   if (verified.size >= VERIFIED_MAX) verified.delete(verified.keys().next().value as string);
   verified.set(token, claims);
-  return { sub: claims.sub, sid: claims.sid };
+  return claims;
 }
 
 function verifyUncached(token: string, jwtConfig: Config["jwt"]): AccessClaims & { expMs: number } {

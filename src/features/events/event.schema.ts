@@ -1,7 +1,8 @@
 import { builder } from "../../schema/builder.ts";
-import { optionalId } from "../../schema/globalId.ts";
+import { encodeId, optionalId } from "../../schema/globalId.ts";
 import { orderOf, SortDirectionRef } from "../../schema/sort.ts";
 import { noteAudit } from "../audit/audit.ts";
+import { liveEventType, liveSubscription } from "../live/live.schema.ts";
 import { OrganizationRef, orgPermission } from "../organizations/organization.schema.ts";
 import { UserRef } from "../users/user.schema.ts";
 import { ingestTarget, recordBatch, recordEvent, validateEvent } from "./event.service.ts";
@@ -175,3 +176,43 @@ builder.mutationFields((t) => ({
     },
   }),
 }));
+
+const EventsRecordedRef = liveEventType(
+  "EventsRecorded",
+  "Events were stored: one (with the event), or a batch or import (a summary of how many).",
+);
+builder.objectFields(EventsRecordedRef, (t) => ({
+  count: t.int({
+    nullable: true,
+    description: "How many were stored.",
+    resolve: (item) => (item.data ? Number(item.data.count) : null),
+  }),
+  eventId: t.id({
+    nullable: true,
+    description: "The event, when one was recorded on its own.",
+    resolve: (item) => (item.data?.single ? encodeId("Event", item.id as string) : null),
+  }),
+  event: t.prismaField({
+    type: EventRef,
+    nullable: true,
+    resolve: (query, item, _a, ctx) =>
+      item.data?.single
+        ? ctx.prisma.event.findFirst({ ...query, where: { id: item.id as string, ...visibleAnalytics(ctx) } })
+        : null,
+  }),
+  user: t.prismaField({
+    type: UserRef,
+    nullable: true,
+    description: "Whose events they are.",
+    resolve: (query, item, _a, ctx) =>
+      item.data?.userId ? ctx.prisma.user.findUnique({ ...query, where: { id: String(item.data.userId) } }) : null,
+  }),
+}));
+
+liveSubscription("eventsRecorded", {
+  type: EventsRecordedRef,
+  description: "Events recorded in an organization that you may see: each one, and a summary per batch or import.",
+  feed: "EVENTS",
+  permission: "read",
+  perUser: true,
+});

@@ -1,9 +1,11 @@
 // Ingestion: validate, store, return. Analysis happens after, off the request path: the
 // pipeline is told there is work, and finds it again after a restart (analyzedAt is null).
+import { randomUUID } from "node:crypto";
 import type { Context } from "../../context.ts";
 import { ForbiddenError, ValidationError } from "../../errors.ts";
 import type { Prisma } from "../../generated/prisma/client.ts";
 import { uniqueViolation } from "../../infra/dbErrors.ts";
+import type { Live } from "../../infra/live.ts";
 import type { PubSub } from "../../infra/pubsub.ts";
 import { activeOrganizationId, authorize } from "../auth/access.ts";
 import { type EventDraft, eventInput, MAX_BATCH, toDraft } from "./eventInput.ts";
@@ -120,7 +122,7 @@ export async function recordBatch({
     data: drafts.map((d) => rowOf(target, d)),
     skipDuplicates: true,
   });
-  if (count > 0) notifyRecorded(ctx.pubsub, target.organizationId);
+  if (count > 0) await notifyRecorded(ctx, target, { count });
   return {
     organizationId: target.organizationId,
     received: drafts.length,
@@ -155,7 +157,7 @@ export async function recordEvent({
 }) {
   try {
     const event = await ctx.prisma.event.create({ data: rowOf(target, draft, uploadId), select: { id: true } });
-    notifyRecorded(ctx.pubsub, target.organizationId);
+    await notifyRecorded(ctx, target, { eventId: event.id });
     return event;
   } catch (err) {
     if (!uniqueViolation(err) || !draft.clientEventId) throw err;
@@ -166,6 +168,20 @@ export async function recordEvent({
   }
 }
 
-export function notifyRecorded(pubsub: PubSub, organizationId: string) {
-  pubsub.publish(ANALYSIS_TOPIC, "all", { id: organizationId, kind: "CREATED" });
+/**
+ * After events are stored: wakes the analysis pipeline, and tells live subscribers (one
+ * event by id, a batch as a summary of how many were stored).
+ */
+export function notifyRecorded(
+  deps: { pubsub: PubSub; live: Live },
+  target: { organizationId: string; userId: string },
+  recorded: { eventId: string } | { count: number },
+) {
+  deps.pubsub.publish(ANALYSIS_TOPIC, "all", { id: target.organizationId, kind: "CREATED" });
+  const single = "eventId" in recorded;
+  return deps.live.publish("EVENTS", target.organizationId, {
+    id: single ? recorded.eventId : randomUUID(),
+    kind: "CREATED",
+    data: { userId: target.userId, count: single ? 1 : recorded.count, single: single ? 1 : 0 },
+  });
 }

@@ -1,9 +1,10 @@
 import { type Context, viewerIdOrNobody } from "../../context.ts";
 import type { Prisma } from "../../generated/prisma/client.ts";
 import { builder } from "../../schema/builder.ts";
-import { decodeId } from "../../schema/globalId.ts";
+import { decodeId, encodeId } from "../../schema/globalId.ts";
 import { noteAudit } from "../audit/audit.ts";
 import { activeOrganizationId, PERMISSIONS, type Permission, roleIn } from "../auth/access.ts";
+import { liveEventType, liveSubscription, subjectId } from "../live/live.schema.ts";
 import {
   acceptInvite,
   changeMemberRole,
@@ -295,3 +296,34 @@ builder.mutationFields((t) => ({
     },
   }),
 }));
+
+const MembershipChangedRef = liveEventType(
+  "MembershipChanged",
+  "Someone joined the organization (CREATED), changed role (UPDATED) or left it (DELETED).",
+);
+builder.objectFields(MembershipChangedRef, (t) => ({
+  membershipId: t.id({ nullable: true, resolve: subjectId("Membership") }),
+  userId: t.id({
+    nullable: true,
+    resolve: (item) => (item.data?.userId ? encodeId("User", String(item.data.userId)) : null),
+  }),
+  membership: t.prismaField({
+    type: MembershipRef,
+    nullable: true,
+    description: "The membership as it is now; null once deleted.",
+    resolve: (query, item, _a, ctx) =>
+      item.id === null
+        ? null
+        : ctx.prisma.organizationMember.findFirst({
+            ...query,
+            where: { id: item.id, organization: visibleOrganizations(ctx) },
+          }),
+  }),
+}));
+
+liveSubscription("organizationMembershipChanged", {
+  type: MembershipChangedRef,
+  description: "Members joining, changing role and leaving an organization you belong to.",
+  feed: "MEMBERSHIPS",
+  permission: "read",
+});

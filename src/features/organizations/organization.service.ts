@@ -59,7 +59,25 @@ export async function deleteOrganization({ ctx, id }: { ctx: Context; id: string
   if (org.personalForUserId) {
     throw new ConflictError("PERSONAL_ORGANIZATION", "A personal organization goes only with its account.");
   }
+  const members = await ctx.prisma.organizationMember.findMany({
+    where: { organizationId: id },
+    select: { id: true, userId: true },
+  });
   await ctx.prisma.organization.delete({ where: { id } });
+  for (const m of members) await announceMembership(ctx, { ...m, organizationId: id }, "DELETED");
+}
+
+/** Membership changes are a live feed, and what ends a removed member's subscriptions. */
+export function announceMembership(
+  ctx: Context,
+  membership: { id: string; organizationId: string; userId: string },
+  kind: "CREATED" | "UPDATED" | "DELETED",
+) {
+  return ctx.live.publish("MEMBERSHIPS", membership.organizationId, {
+    id: membership.id,
+    kind,
+    data: { userId: membership.userId },
+  });
 }
 
 /**
@@ -162,7 +180,7 @@ export async function acceptInvite({ ctx, token }: { ctx: Context; token: string
   ) {
     throw new ConflictError("INVITE_INVALID", "This invitation is no longer valid; ask for a new one.");
   }
-  return ctx.prisma.$transaction(async (tx) => {
+  const membership = await ctx.prisma.$transaction(async (tx) => {
     const { count } = await tx.organizationInvite.updateMany({
       where: { id: invite.id, acceptedAt: null, revokedAt: null, expiresAt: { gt: new Date() } },
       data: { acceptedAt: new Date() },
@@ -174,6 +192,8 @@ export async function acceptInvite({ ctx, token }: { ctx: Context; token: string
       update: {},
     });
   });
+  await announceMembership(ctx, membership, "CREATED");
+  return membership;
 }
 
 export async function revokeInvite({ ctx, id }: { ctx: Context; id: string }) {
@@ -208,6 +228,7 @@ export async function changeMemberRole({ ctx, id, input }: { ctx: Context; id: s
   });
   // API keys act with at most their creator's current role: cached ones must look again.
   ctx.principals.revoked("*");
+  await announceMembership(ctx, updated, "UPDATED");
   return updated;
 }
 
@@ -234,7 +255,10 @@ export async function leaveOrganization({ ctx, organizationId }: { ctx: Context;
   return membership;
 }
 
-async function dropMembership(ctx: Context, membership: { id: string; organizationId: string; role: OrgRole }) {
+async function dropMembership(
+  ctx: Context,
+  membership: { id: string; organizationId: string; userId: string; role: OrgRole },
+) {
   await ctx.prisma.$transaction(async (tx) => {
     await tx.organizationMember.delete({ where: { id: membership.id } });
     if (membership.role === "OWNER") {
@@ -247,4 +271,5 @@ async function dropMembership(ctx: Context, membership: { id: string; organizati
   });
   // The member's API keys stop with their membership: cached ones must look again.
   ctx.principals.revoked("*");
+  await announceMembership(ctx, membership, "DELETED");
 }

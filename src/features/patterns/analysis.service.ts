@@ -3,6 +3,7 @@
 // commit leaves both untouched, so the retry counts every event exactly once.
 import { setImmediate } from "node:timers/promises";
 import type { Prisma, PrismaClient } from "../../generated/prisma/client.ts";
+import type { Live } from "../../infra/live.ts";
 import { type AnalysedEvent, type Deltas, detect, mergeRecent, type Segment, segmentBounds } from "./detect.ts";
 
 export const CHUNK = 500;
@@ -35,18 +36,37 @@ const ON_DEMAND_CHUNKS = 20;
  * ON_DEMAND_CHUNKS chunks inside the request (a larger backlog is left to the pipeline),
  * yielding between chunks so that other requests are served meanwhile.
  */
-export async function analyseUserNow(prisma: PrismaClient, organizationId: string, userId: string) {
+export async function analyseUserNow(deps: Deps, organizationId: string, userId: string) {
   for (let i = 0; i < ON_DEMAND_CHUNKS; i++) {
-    if (!(await analyseChunk(prisma, organizationId, userId, { wait: true })).more) return;
+    if (!(await analyseChunk(deps, organizationId, userId, { wait: true })).more) return;
     await setImmediate();
   }
 }
 
+/** Analyses a chunk, then announces the extension patterns it changed once they are committed. */
 export async function analyseChunk(
-  prisma: PrismaClient,
+  deps: Deps,
   organizationId: string,
   userId: string | null,
   options: { wait?: boolean } = {},
+): Promise<ChunkResult> {
+  const changed: Change[] = [];
+  const result = await transaction(deps.prisma, organizationId, userId, options, changed);
+  await Promise.all(
+    changed.map((change) => deps.live.publish("PATTERNS", organizationId, { ...change, data: { userId } })),
+  );
+  return result;
+}
+
+type Deps = { prisma: PrismaClient; live: Live };
+type Change = { id: string; kind: "CREATED" | "UPDATED" };
+
+function transaction(
+  prisma: PrismaClient,
+  organizationId: string,
+  userId: string | null,
+  options: { wait?: boolean },
+  changed: Change[],
 ): Promise<ChunkResult> {
   return prisma.$transaction(
     async (tx) => {
@@ -69,7 +89,8 @@ export async function analyseChunk(
       const more = fresh.length > CHUNK;
       if (more) fresh.pop();
       if (fresh.length === 0) return { locked: true, analysed: 0, more: false };
-      if (userId) await fold(tx, organizationId, userId, await segmentsFor(tx, organizationId, userId, fresh));
+      if (userId)
+        changed.push(...(await fold(tx, organizationId, userId, await segmentsFor(tx, organizationId, userId, fresh))));
       await tx.event.updateMany({ where: { id: { in: fresh.map((e) => e.id) } }, data: { analyzedAt: new Date() } });
       return { locked: true, analysed: fresh.length, more };
     },
@@ -98,13 +119,15 @@ async function segmentsFor(tx: Tx, organizationId: string, userId: string, fresh
 
 async function fold(tx: Tx, organizationId: string, userId: string, segments: Segment[]) {
   const deltas = detect(segments);
-  await foldExtensions(tx, organizationId, userId, deltas);
+  const changed = await foldExtensions(tx, organizationId, userId, deltas);
   await foldSequences(tx, organizationId, userId, deltas);
   await foldRelations(tx, organizationId, userId, deltas);
+  return changed;
 }
 
-async function foldExtensions(tx: Tx, organizationId: string, userId: string, deltas: Deltas) {
-  if (deltas.extensions.size === 0) return;
+async function foldExtensions(tx: Tx, organizationId: string, userId: string, deltas: Deltas): Promise<Change[]> {
+  if (deltas.extensions.size === 0) return [];
+  const changed: Change[] = [];
   const existing = await tx.pattern.findMany({
     where: { organizationId, userId, fileExtension: { in: [...deltas.extensions.keys()] } },
   });
@@ -121,9 +144,18 @@ async function foldExtensions(tx: Tx, organizationId: string, userId: string, de
       recentPaths: recent.map((r) => r.path),
       metadata: { recentAt: recent.map((r) => r.at.toISOString()) },
     };
-    if (row) await tx.pattern.update({ where: { id: row.id }, data });
-    else await tx.pattern.create({ data: { organizationId, userId, fileExtension, ...data } });
+    if (row) {
+      await tx.pattern.update({ where: { id: row.id }, data, select: { id: true } });
+      changed.push({ id: row.id, kind: "UPDATED" });
+    } else {
+      const created = await tx.pattern.create({
+        data: { organizationId, userId, fileExtension, ...data },
+        select: { id: true },
+      });
+      changed.push({ id: created.id, kind: "CREATED" });
+    }
   }
+  return changed;
 }
 
 async function foldSequences(tx: Tx, organizationId: string, userId: string, deltas: Deltas) {

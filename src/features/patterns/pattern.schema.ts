@@ -3,6 +3,7 @@ import { builder } from "../../schema/builder.ts";
 import { optionalId } from "../../schema/globalId.ts";
 import { orderOf, SortDirectionRef } from "../../schema/sort.ts";
 import { visibleAnalytics } from "../events/visibility.ts";
+import { liveEventType, liveSubscription, subjectId } from "../live/live.schema.ts";
 import { OrganizationRef, orgPermission } from "../organizations/organization.schema.ts";
 import { UserRef } from "../users/user.schema.ts";
 
@@ -230,3 +231,27 @@ builder.prismaObjectField(OrganizationRef, "fileRelationships", (t) =>
     }),
   }),
 );
+
+const PatternUpdatedRef = liveEventType(
+  "PatternUpdated",
+  "An extension pattern that analysis created or changed (temporal patterns and relationships follow with it).",
+);
+builder.objectFields(PatternUpdatedRef, (t) => ({
+  patternId: t.id({ nullable: true, resolve: subjectId("Pattern") }),
+  pattern: t.prismaField({
+    type: PatternRef,
+    nullable: true,
+    resolve: (query, item, _a, ctx) =>
+      item.id === null
+        ? null
+        : ctx.prisma.pattern.findFirst({ ...query, where: { id: item.id, ...visibleAnalytics(ctx) } }),
+  }),
+}));
+
+liveSubscription("patternUpdated", {
+  type: PatternUpdatedRef,
+  description: "Patterns you may see in an organization, as analysis changes them.",
+  feed: "PATTERNS",
+  permission: "read",
+  perUser: true,
+});

@@ -1,11 +1,10 @@
-import { filter, pipe } from "graphql-yoga";
 import type { Prisma } from "../../generated/prisma/client.ts";
 import { builder } from "../../schema/builder.ts";
 import { decodeId, optionalId } from "../../schema/globalId.ts";
 import { orderOf, SortDirectionRef } from "../../schema/sort.ts";
 import { noteAudit } from "../audit/audit.ts";
-import { authorize } from "../auth/access.ts";
 import { visibleAnalytics } from "../events/visibility.ts";
+import { liveEventType, liveSubscription, subjectId } from "../live/live.schema.ts";
 import { OrganizationRef, orgPermission } from "../organizations/organization.schema.ts";
 import { UserRef } from "../users/user.schema.ts";
 import { WorkflowRef } from "../workflows/workflow.schema.ts";
@@ -14,7 +13,6 @@ import {
   bookmarkSuggestion,
   dismissSuggestion,
   generateNow,
-  SUGGESTION_TOPIC,
   viewSuggestion,
 } from "./suggestion.service.ts";
 
@@ -185,25 +183,23 @@ builder.mutationFields((t) => ({
   }),
 }));
 
-builder.subscriptionField("suggestionCreated", (t) =>
-  t.prismaField({
+const SuggestionCreatedRef = liveEventType("SuggestionCreated", "A suggestion the engine has just made.");
+builder.objectFields(SuggestionCreatedRef, (t) => ({
+  suggestionId: t.id({ nullable: true, resolve: subjectId("Suggestion") }),
+  suggestion: t.prismaField({
     type: SuggestionRef,
-    authScopes: { authenticated: true },
-    description: "New suggestions in an organization that you may see, as the engine makes them.",
-    args: { organizationId: t.arg.id({ required: true }) },
-    // A Repeater pipeline, not a generator: closing the subscription reaches the source at once.
-    subscribe: async (_root, args, ctx) => {
-      const id = decodeId(String(args.organizationId), "Organization").id;
-      await authorize(ctx, id, "read");
-      return pipe(
-        ctx.pubsub.subscribe(SUGGESTION_TOPIC, id),
-        filter(
-          async (event) =>
-            (await ctx.prisma.suggestion.count({ where: { id: event.id, ...visibleAnalytics(ctx) } })) > 0,
-        ),
-      );
-    },
-    resolve: (query, event, _args, ctx) =>
-      ctx.prisma.suggestion.findUniqueOrThrow({ ...query, where: { id: (event as { id: string }).id } }),
+    nullable: true,
+    resolve: (query, item, _a, ctx) =>
+      item.id === null
+        ? null
+        : ctx.prisma.suggestion.findFirst({ ...query, where: { id: item.id, ...visibleAnalytics(ctx) } }),
   }),
-);
+}));
+
+liveSubscription("suggestionCreated", {
+  type: SuggestionCreatedRef,
+  description: "New suggestions in an organization that you may see, as the engine makes them.",
+  feed: "SUGGESTIONS",
+  permission: "read",
+  perUser: true,
+});

@@ -5,7 +5,7 @@ import type { Context } from "../../context.ts";
 import { ConflictError, ForbiddenError, NotFoundError } from "../../errors.ts";
 import type { Prisma, PrismaClient } from "../../generated/prisma/client.ts";
 import { uniqueViolation } from "../../infra/dbErrors.ts";
-import type { PubSub } from "../../infra/pubsub.ts";
+import type { Live } from "../../infra/live.ts";
 import { activeOrganizationId, authorize } from "../auth/access.ts";
 import { actingUserId } from "../events/visibility.ts";
 import { analyseUserNow } from "../patterns/analysis.service.ts";
@@ -13,10 +13,9 @@ import { draftWorkflowFor } from "./draftWorkflow.ts";
 import { buildSuggestions, type SuggestionDraft } from "./rules.ts";
 
 const RECENT_MS = 7 * 86_400_000;
-export const SUGGESTION_TOPIC = "suggestion";
 
 export async function generateSuggestions(
-  deps: { prisma: PrismaClient; pubsub: PubSub },
+  deps: { prisma: PrismaClient; live: Live },
   organizationId: string,
   userId: string,
 ): Promise<string[]> {
@@ -58,7 +57,7 @@ export async function generateSuggestions(
         },
         select: { id: true },
       });
-      deps.pubsub.publish(SUGGESTION_TOPIC, organizationId, { id: created.id, kind: "CREATED" });
+      await deps.live.publish("SUGGESTIONS", organizationId, { id: created.id, kind: "CREATED", data: { userId } });
       ids.push(created.id);
     } catch (err) {
       // Another instance opened the same idea a moment ago: one is enough.
@@ -79,7 +78,7 @@ export async function generateNow({ ctx, organizationId }: { ctx: Context; organ
   await authorize(ctx, orgId, "create");
   const userId = actingUserId(ctx);
   if (!userId) return { organizationId: orgId, userId: null };
-  await analyseUserNow(ctx.prisma, orgId, userId);
+  await analyseUserNow(ctx, orgId, userId);
   await generateSuggestions(ctx, orgId, userId);
   return { organizationId: orgId, userId };
 }

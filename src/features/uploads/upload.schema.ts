@@ -1,14 +1,13 @@
-import { filter, map, pipe } from "graphql-yoga";
 import { AppError } from "../../errors.ts";
 import { builder } from "../../schema/builder.ts";
-import { decodeId, encodeId, optionalId } from "../../schema/globalId.ts";
+import { encodeId, optionalId } from "../../schema/globalId.ts";
 import { noteAudit } from "../audit/audit.ts";
-import { authorize } from "../auth/access.ts";
 import { EventRef } from "../events/event.schema.ts";
 import { visibleAnalytics } from "../events/visibility.ts";
+import { liveEventType, liveSubscription, subjectId } from "../live/live.schema.ts";
 import { OrganizationRef, orgPermission } from "../organizations/organization.schema.ts";
 import { UserRef } from "../users/user.schema.ts";
-import { ImportRejectedError, importEvents, UPLOAD_TOPIC, uploadFile } from "./upload.service.ts";
+import { ImportRejectedError, importEvents, uploadFile } from "./upload.service.ts";
 
 const UploadKindRef = builder.enumType("UploadKind", {
   values: { FILE: { description: "A file, recorded as a FILE_UPLOADED event." }, EVENT_IMPORT: {} } as const,
@@ -140,54 +139,39 @@ builder.mutationFields((t) => ({
   }),
 }));
 
-const ImportPhaseRef = builder.enumType("ImportPhase", {
-  values: ["VALIDATING", "IMPORTING", "COMPLETED", "FAILED"] as const,
-});
+const PHASES = ["VALIDATING", "IMPORTING", "COMPLETED", "FAILED"] as const;
+type Phase = (typeof PHASES)[number];
+const ImportPhaseRef = builder.enumType("ImportPhase", { values: PHASES });
 
-interface Progress {
-  uploadId: string;
-  phase: "VALIDATING" | "IMPORTING" | "COMPLETED" | "FAILED";
-  processedLines: number;
-  totalLines: number | null;
-}
-
-const ImportProgressRef = builder.objectRef<Progress>("ImportProgress").implement({
-  fields: (t) => ({
-    upload: t.prismaField({
-      type: UploadRef,
-      resolve: (query, p, _a, ctx) => ctx.prisma.upload.findUniqueOrThrow({ ...query, where: { id: p.uploadId } }),
-    }),
-    phase: t.field({ type: ImportPhaseRef, resolve: (p) => p.phase }),
-    processedLines: t.exposeInt("processedLines"),
-    totalLines: t.exposeInt("totalLines", { nullable: true, description: "Known once every line is validated." }),
-  }),
-});
-
-builder.subscriptionField("eventImportProgress", (t) =>
-  t.field({
-    type: ImportProgressRef,
-    authScopes: { authenticated: true },
-    description: "Progress of the imports you may see in an organization, while they run.",
-    args: { organizationId: t.arg.id({ required: true }) },
-    // A Repeater pipeline, not a generator: closing the subscription reaches the source at once.
-    subscribe: async (_root, args, ctx) => {
-      const id = decodeId(String(args.organizationId), "Organization").id;
-      await authorize(ctx, id, "read");
-      return pipe(
-        ctx.pubsub.subscribe(UPLOAD_TOPIC, id),
-        filter(
-          async (event) => (await ctx.prisma.upload.count({ where: { id: event.id, ...visibleAnalytics(ctx) } })) > 0,
-        ),
-        map(
-          (event): Progress => ({
-            uploadId: event.id,
-            phase: event.data?.phase as Progress["phase"],
-            processedLines: Number(event.data?.processedLines ?? 0),
-            totalLines: event.data?.totalLines == null ? null : Number(event.data.totalLines),
-          }),
-        ),
-      );
-    },
-    resolve: (progress) => progress,
-  }),
+const ImportProgressRef = liveEventType(
+  "ImportProgress",
+  "Progress of an import while it runs: validation, then insertion, by line.",
 );
+builder.objectFields(ImportProgressRef, (t) => ({
+  uploadId: t.id({ nullable: true, resolve: subjectId("Upload") }),
+  upload: t.prismaField({
+    type: UploadRef,
+    nullable: true,
+    resolve: (query, p, _a, ctx) =>
+      p.id === null ? null : ctx.prisma.upload.findFirst({ ...query, where: { id: p.id, ...visibleAnalytics(ctx) } }),
+  }),
+  phase: t.field({
+    type: ImportPhaseRef,
+    nullable: true,
+    resolve: (p) => (p.data?.phase as Phase | undefined) ?? null,
+  }),
+  processedLines: t.int({ nullable: true, resolve: (p) => (p.data ? Number(p.data.processedLines) : null) }),
+  totalLines: t.int({
+    nullable: true,
+    description: "Known once every line is validated.",
+    resolve: (p) => (p.data?.totalLines == null ? null : Number(p.data.totalLines)),
+  }),
+}));
+
+liveSubscription("eventImportProgress", {
+  type: ImportProgressRef,
+  description: "Progress of the imports you may see in an organization, while they run.",
+  feed: "IMPORTS",
+  permission: "read",
+  perUser: true,
+});

@@ -20,7 +20,6 @@ import {
 import type { EventDraft } from "../events/eventInput.ts";
 import { type ImportFormat, readRecords, UnreadableFileError } from "./importLines.ts";
 
-export const UPLOAD_TOPIC = "upload";
 const PROGRESS_EVERY = 1000;
 const INSERT_CHUNK = 1000;
 const REPORTED_ERRORS = 100;
@@ -146,17 +145,17 @@ export async function importEvents({
   const kind = formatOf(file, format);
   const upload = await store(ctx, target, file, "EVENT_IMPORT");
   const progress = (phase: string, processedLines: number, totalLines: number | null) =>
-    ctx.pubsub.publish(UPLOAD_TOPIC, target.organizationId, {
+    ctx.live.publish("IMPORTS", target.organizationId, {
       id: upload.id,
       kind: "UPDATED",
-      data: { phase, processedLines, totalLines },
+      data: { phase, processedLines, totalLines, userId: target.userId },
     });
 
   return settle(ctx, upload.id, async () => {
     try {
       return await importStored(ctx, target, upload, kind, progress);
     } catch (err) {
-      if (!(err instanceof ImportRejectedError)) progress("FAILED", 0, null);
+      if (!(err instanceof ImportRejectedError)) await progress("FAILED", 0, null);
       throw err;
     }
   });
@@ -167,7 +166,7 @@ async function importStored(
   target: IngestTarget,
   upload: { id: string; storageKey: string },
   kind: ImportFormat,
-  progress: (phase: string, processedLines: number, totalLines: number | null) => void,
+  progress: (phase: string, processedLines: number, totalLines: number | null) => Promise<void>,
 ) {
   // Pass 1: every line validated before anything is stored.
   const drafts: EventDraft[] = [];
@@ -205,7 +204,7 @@ async function importStored(
     errors.push({ path: "input.file", message: err.message });
     errorCount++;
   }
-  if (errorCount > 0) return failImport(ctx, upload.id, target.organizationId, lines, errors, errorCount);
+  if (errorCount > 0) return failImport(ctx, upload.id, target, lines, errors, errorCount);
 
   // Pass 2: one transaction, so an import lands whole or not at all.
   const total = drafts.length;
@@ -227,15 +226,15 @@ async function importStored(
     },
     { timeout: 300_000, maxWait: 30_000 },
   );
-  progress("COMPLETED", total, total);
-  if (stored > 0) notifyRecorded(ctx.pubsub, target.organizationId);
+  await progress("COMPLETED", total, total);
+  if (stored > 0) await notifyRecorded(ctx, target, { count: stored });
   return { uploadId: upload.id, duplicates: total - stored };
 }
 
 async function failImport(
   ctx: Context,
   uploadId: string,
-  organizationId: string,
+  { organizationId, userId }: { organizationId: string; userId: string },
   lines: number,
   errors: FieldError[],
   errorCount: number,
@@ -250,10 +249,10 @@ async function failImport(
       completedAt: new Date(),
     },
   });
-  ctx.pubsub.publish(UPLOAD_TOPIC, organizationId, {
+  await ctx.live.publish("IMPORTS", organizationId, {
     id: uploadId,
     kind: "UPDATED",
-    data: { phase: "FAILED", processedLines: lines, totalLines: lines },
+    data: { phase: "FAILED", processedLines: lines, totalLines: lines, userId },
   });
   const shown = errors
     .slice(0, 5)

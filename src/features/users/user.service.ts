@@ -1,4 +1,5 @@
 // A user's own account: profile, settings, and deleting it all.
+
 import { z } from "zod";
 import type { Context } from "../../context.ts";
 import { ConflictError, ValidationError } from "../../errors.ts";
@@ -8,6 +9,7 @@ import { requireUser } from "../auth/access.ts";
 import { revokeAllSessionsOf, username } from "../auth/auth.service.ts";
 import { verifyPassword } from "../auth/password.ts";
 import { apiKeyCacheKey } from "../auth/principal.ts";
+import { announceMembership } from "../organizations/organization.service.ts";
 
 const profileInput = z.object({
   fullName: z.string().trim().min(1).max(200).nullable().optional(),
@@ -75,13 +77,15 @@ export async function deleteAccount({ ctx, input }: { ctx: Context; input: { pas
     where: { createdById: viewer.userId, revokedAt: null },
     select: { keyHash: true },
   });
-  const aloneIn = await ctx.prisma.$transaction(async (tx) => {
+  const { aloneIn, left } = await ctx.prisma.$transaction(async (tx) => {
     // Lock the user's organizations: a co-owner leaving, or someone joining, cannot slip in
     // between the checks below and the deletions that rely on them.
     await tx.$executeRaw`SELECT 1 FROM organizations WHERE id IN (SELECT organization_id FROM organization_members WHERE user_id = ${viewer.userId}::uuid) FOR UPDATE`;
     const memberships = await tx.organizationMember.findMany({
       where: { userId: viewer.userId },
       select: {
+        id: true,
+        userId: true,
         organizationId: true,
         role: true,
         organization: { select: { name: true, members: { select: { userId: true, role: true } } } },
@@ -134,8 +138,9 @@ export async function deleteAccount({ ctx, input }: { ctx: Context; input: { pas
         deletedAt: new Date(),
       },
     });
-    return aloneIn;
+    return { aloneIn, left: memberships.filter((m) => !aloneIn.includes(m.organizationId)) };
   });
+  for (const membership of left) await announceMembership(ctx, membership, "DELETED");
   await revokeAllSessionsOf(ctx, viewer.userId, "account deleted");
   for (const key of keys) ctx.principals.revoked(apiKeyCacheKey(key.keyHash));
   return { deletedOrganizations: aloneIn.length };

@@ -1,6 +1,9 @@
+import type { ExecutionStatus } from "../../generated/prisma/client.ts";
 import { builder } from "../../schema/builder.ts";
-import { decodeId } from "../../schema/globalId.ts";
+import { decodeId, optionalId } from "../../schema/globalId.ts";
 import { noteAudit } from "../audit/audit.ts";
+import { AFTER_DESCRIPTION, liveEventType, subjectId } from "../live/live.schema.ts";
+import { liveStream } from "../live/liveStream.ts";
 import { visibleOrganizations } from "../organizations/organization.schema.ts";
 import { UserRef } from "../users/user.schema.ts";
 import { cancelExecution, runNow } from "./execution.service.ts";
@@ -115,3 +118,56 @@ builder.mutationFields((t) => ({
     },
   }),
 }));
+
+const ExecutionUpdatedRef = liveEventType("ExecutionUpdated", "A run was queued, started, moved a step, or ended.");
+builder.objectFields(ExecutionUpdatedRef, (t) => ({
+  executionId: t.id({ nullable: true, resolve: subjectId("Execution") }),
+  stepKey: t.string({
+    nullable: true,
+    description: "The step that moved, when this event is step progress.",
+    resolve: (item) => (item.data?.stepKey as string | undefined) ?? null,
+  }),
+  stepStatus: t.field({
+    type: ExecutionStatusRef,
+    nullable: true,
+    description: "That step's status at this event.",
+    resolve: (item) => (item.data?.stepStatus as ExecutionStatus | undefined) ?? null,
+  }),
+  execution: t.prismaField({
+    type: ExecutionRef,
+    nullable: true,
+    description: "The run as it is now.",
+    resolve: (query, item, _a, ctx) =>
+      item.id === null
+        ? null
+        : ctx.prisma.workflowExecution.findFirst({
+            ...query,
+            where: { id: item.id, organization: visibleOrganizations(ctx) },
+          }),
+  }),
+}));
+
+builder.subscriptionField("workflowExecutionUpdated", (t) =>
+  t.field({
+    type: ExecutionUpdatedRef,
+    authScopes: { authenticated: true },
+    description:
+      "Runs of an organization's workflows: status changes and step progress. Narrow it to one run with `executionId`.",
+    args: {
+      organizationId: t.arg.id({ required: true }),
+      executionId: t.arg.id({ required: false }),
+      after: t.arg.string({ required: false, description: AFTER_DESCRIPTION }),
+    },
+    subscribe: (_root, args, ctx) => {
+      const only = optionalId(args.executionId, "Execution");
+      return liveStream(ctx, {
+        feed: "EXECUTIONS",
+        organizationId: args.organizationId,
+        after: args.after,
+        permission: "read",
+        only: only ? (item) => item.id === only : undefined,
+      });
+    },
+    resolve: (item) => item,
+  }),
+);

@@ -4,13 +4,13 @@
 import type { Context } from "../../context.ts";
 import { ConflictError, NotFoundError } from "../../errors.ts";
 import type { ExecutionTrigger, Prisma } from "../../generated/prisma/client.ts";
+import type { Live } from "../../infra/live.ts";
 import type { PubSub } from "../../infra/pubsub.ts";
 import { authorize } from "../auth/access.ts";
 import { actingUserId } from "../events/visibility.ts";
 import { definitionSchema } from "./definition.ts";
 import { checkDefinition } from "./workflow.service.ts";
 
-export const EXECUTION_TOPIC = "execution";
 /** Wakes the execution workers on every instance. */
 export const EXECUTION_QUEUE = "execution:queued";
 
@@ -55,13 +55,19 @@ export async function enqueue(
   });
 }
 
+/**
+ * Tells subscribers that a run changed (with the step that moved, for step progress), and
+ * workers that one is waiting.
+ */
 export function announce(
-  pubsub: PubSub,
+  deps: { pubsub: PubSub; live: Live },
   execution: { id: string; organizationId: string },
   kind: "CREATED" | "UPDATED",
+  step?: { key: string; status: string },
 ) {
-  pubsub.publish(EXECUTION_TOPIC, execution.organizationId, { id: execution.id, kind });
-  if (kind === "CREATED") pubsub.publish(EXECUTION_QUEUE, "all", { id: execution.id, kind });
+  const data = step ? { stepKey: step.key, stepStatus: step.status } : undefined;
+  if (kind === "CREATED") deps.pubsub.publish(EXECUTION_QUEUE, "all", { id: execution.id, kind });
+  return deps.live.publish("EXECUTIONS", execution.organizationId, { id: execution.id, kind, data });
 }
 
 export async function runNow({ ctx, workflowId }: { ctx: Context; workflowId: string }) {
@@ -73,7 +79,7 @@ export async function runNow({ ctx, workflowId }: { ctx: Context; workflowId: st
   // Every integration must be there now; a draft from a suggestion may still lack one.
   await checkDefinition(ctx.prisma, workflow.organizationId, workflow.definition, { runnable: true });
   const execution = await enqueue(ctx.prisma, workflow, { trigger: "MANUAL", triggeredById: actingUserId(ctx) });
-  announce(ctx.pubsub, execution, "CREATED");
+  await announce(ctx, execution, "CREATED");
   return execution;
 }
 
@@ -101,6 +107,6 @@ export async function cancelExecution({ ctx, id }: { ctx: Context; id: string })
       );
     }
   }
-  announce(ctx.pubsub, execution, "UPDATED");
+  await announce(ctx, execution, "UPDATED");
   return execution;
 }

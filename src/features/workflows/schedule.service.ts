@@ -140,7 +140,7 @@ export async function deleteSchedule({ ctx, id }: { ctx: Context; id: string }) 
  * catch-up policy says (ALL: every missed one; LATEST: the last; SKIP: only one on time).
  */
 export async function recordDueOccurrences(
-  deps: { prisma: PrismaClient; pubsub: Context["pubsub"]; logger: Context["logger"] },
+  deps: { prisma: PrismaClient; pubsub: Context["pubsub"]; live: Context["live"]; logger: Context["logger"] },
   lease: Lease,
   holderId: string,
   now = new Date(),
@@ -207,7 +207,7 @@ export async function recordDueOccurrences(
       deps.logger.error({ err, scheduleId: schedule.id }, "scheduler: could not record a schedule's occurrence");
       continue;
     }
-    for (const execution of created) announce(deps.pubsub, execution, "CREATED");
+    for (const execution of created) await announce(deps, execution, "CREATED");
     recorded += created.length;
   }
   return recorded;

@@ -15,7 +15,7 @@ export interface StepScope {
 }
 
 export interface StepContext {
-  deps: Pick<AppDeps, "prisma" | "secrets" | "config" | "pubsub">;
+  deps: Pick<AppDeps, "prisma" | "secrets" | "config" | "pubsub" | "live">;
   organizationId: string;
   /** Who started the run (or the workflow's creator, for a schedule): events it emits are theirs. */
   userId: string | null;
@@ -167,7 +167,7 @@ export async function runStep(step: Step, ctx: StepContext): Promise<unknown> {
         data: { ...draft, details: draft.details as object, organizationId: ctx.organizationId, userId: ctx.userId },
         select: { id: true },
       });
-      notifyRecorded(ctx.deps.pubsub, ctx.organizationId);
+      await notifyRecorded(ctx.deps, { organizationId: ctx.organizationId, userId: ctx.userId }, { eventId: event.id });
       return { eventId: event.id };
     }
   }

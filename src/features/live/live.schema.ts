@@ -1,0 +1,94 @@
+// What every live subscription shares: a cursor on each event (to resume after a disconnect),
+// the kind of change, GAP when part of what was missed is gone, and `liveCursor` to start a
+// subscription exactly where a query's data left off.
+import type { ObjectRef } from "@pothos/core";
+import { LIVE_FEEDS, type LiveFeed, type LiveItem } from "../../infra/live.ts";
+import type { PothosTypes } from "../../schema/builder.ts";
+import { builder } from "../../schema/builder.ts";
+import { decodeId, encodeId } from "../../schema/globalId.ts";
+import { authorize, type Permission } from "../auth/access.ts";
+import { liveStream } from "./liveStream.ts";
+
+export const LiveEventKindRef = builder.enumType("LiveEventKind", {
+  values: {
+    CREATED: { description: "The row was created." },
+    UPDATED: { description: "The row changed; its fields show it as it is now." },
+    DELETED: { description: "The row is gone; only its id is given." },
+    GAP: {
+      description:
+        "Events after the cursor you resumed from are older than the retention window and were dropped: re-read the current state. Events after this one's cursor follow.",
+    },
+  },
+});
+
+export const LiveFeedRef = builder.enumType("LiveFeed", {
+  values: Object.fromEntries(LIVE_FEEDS.map((f) => [f, {}])) as Record<LiveFeed, object>,
+});
+
+export const LiveEventRef = builder.interfaceRef<LiveItem>("LiveEvent").implement({
+  description:
+    "An event of a live subscription. Pass the last `cursor` you received as `after` when you subscribe again: you receive what you missed, in order and once.",
+  fields: (t) => ({
+    cursor: t.exposeString("cursor", { description: "Opaque, increasing within the subscription's feed." }),
+    kind: t.field({ type: LiveEventKindRef, resolve: (item) => item.kind }),
+  }),
+});
+
+/** An event type: cursor and kind, plus the fields the feature adds with builder.objectFields. */
+export function liveEventType(name: string, description: string): ObjectRef<PothosTypes, LiveItem> {
+  return builder.objectRef<LiveItem>(name).implement({ description, interfaces: [LiveEventRef] });
+}
+
+/** Resolves the global id of the row an event is about (null on a GAP). */
+export function subjectId(typename: string) {
+  return (item: LiveItem) => (item.id === null ? null : encodeId(typename, item.id));
+}
+
+export const AFTER_DESCRIPTION =
+  "Resume after this cursor (the last one you received, or one from `liveCursor`): what was published since is sent first.";
+
+export function liveSubscription(
+  name: string,
+  options: {
+    type: ObjectRef<PothosTypes, LiveItem>;
+    description: string;
+    feed: LiveFeed;
+    permission: Permission;
+    perUser?: boolean;
+  },
+) {
+  builder.subscriptionField(name, (t) =>
+    t.field({
+      type: options.type,
+      authScopes: { authenticated: true },
+      description: options.description,
+      args: {
+        organizationId: t.arg.id({ required: true }),
+        after: t.arg.string({ required: false, description: AFTER_DESCRIPTION }),
+      },
+      subscribe: (_root, args, ctx) =>
+        liveStream(ctx, {
+          feed: options.feed,
+          organizationId: args.organizationId,
+          after: args.after,
+          permission: options.permission,
+          perUser: options.perUser,
+        }),
+      resolve: (item) => item,
+    }),
+  );
+}
+
+builder.queryField("liveCursor", (t) =>
+  t.string({
+    authScopes: { authenticated: true },
+    description:
+      "The newest cursor of an organization's feed. Read it with your data, then subscribe with `after` set to it: nothing published in between is missed.",
+    args: { organizationId: t.arg.id({ required: true }), feed: t.arg({ type: LiveFeedRef, required: true }) },
+    resolve: async (_root, args, ctx) => {
+      const organizationId = decodeId(String(args.organizationId), "Organization").id;
+      await authorize(ctx, organizationId, args.feed === "AUDIT" ? "audit:read" : "read");
+      return ctx.live.head(args.feed, organizationId);
+    },
+  }),
+);

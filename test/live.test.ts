@@ -1,0 +1,313 @@
+// Live updates on one instance: every feed, who receives what, resuming, gaps, and access
+// kept true while subscribed. Limits: live.limits.test.ts; two instances: live.instances.test.ts.
+import jwt from "jsonwebtoken";
+import { describe, expect, it } from "vitest";
+import { addMember, errorCode } from "./helpers/api.ts";
+import { gql } from "./helpers/client.ts";
+import { recordBatch } from "./helpers/events.ts";
+import { createUser, type TestUser } from "./helpers/factories.ts";
+import { liveCursor, rawSocket, subscribe } from "./helpers/live.ts";
+import { TEST_JWT_KEYS, useServerWithMail } from "./helpers/server.ts";
+
+const suite = useServerWithMail({ SUGGESTION_DEBOUNCE_MS: "0", ANALYSIS_POLL_MS: "100" });
+
+const EVENTS = `subscription($org: ID!, $after: String) {
+  eventsRecorded(organizationId: $org, after: $after) { cursor kind count eventId event { filePath } }
+}`;
+type Recorded = {
+  cursor: string;
+  kind: string;
+  count: number | null;
+  eventId: string | null;
+  event: { filePath: string } | null;
+};
+
+const bearer = (user: Pick<TestUser, "token">) => ({ authorization: `Bearer ${user.token}` });
+
+async function record(user: Pick<TestUser, "token">, filePath: string, organizationId?: string) {
+  const r = await gql<{ eventRecord: { id: string } }>(
+    suite.url,
+    "mutation($input: EventRecordInput!) { eventRecord(input: $input) { id } }",
+    { token: user.token, variables: { input: { organizationId, event: { kind: "FILE_OPENED", filePath } } } },
+  );
+  if (!r.data) throw new Error(JSON.stringify(r.errors));
+  return r.data.eventRecord.id;
+}
+
+async function sharedOrg(owner: TestUser) {
+  const r = await gql<{ organizationCreate: { id: string } }>(
+    suite.url,
+    'mutation { organizationCreate(input: { name: "Live Co" }) { id } }',
+    { token: owner.token },
+  );
+  if (!r.data) throw new Error(JSON.stringify(r.errors));
+  return r.data.organizationCreate.id;
+}
+
+function eventsFeed(user: Pick<TestUser, "token">, org: string, after?: string | null) {
+  return subscribe<Recorded>(suite.server.wsUrl, bearer(user), EVENTS, { org, after });
+}
+
+describe("feeds", () => {
+  it("eventsRecorded: each event, and a summary per batch, from the cursor read with the data", async () => {
+    const alice = await createUser(suite.url);
+    const after = await liveCursor(suite.url, alice.token, alice.org.id, "EVENTS");
+    const feed = eventsFeed(alice, alice.org.id, after);
+    const id = await record(alice, "/a/one.txt");
+    await recordBatch(suite.url, alice, [
+      { kind: "FILE_OPENED", filePath: "/a/two.txt" },
+      { kind: "FILE_OPENED", filePath: "/a/three.txt" },
+    ]);
+    const [single, batch] = await feed.next(2);
+    expect(single).toMatchObject({ kind: "CREATED", count: 1, eventId: id, event: { filePath: "/a/one.txt" } });
+    expect(batch).toMatchObject({ kind: "CREATED", count: 2, eventId: null, event: null });
+    await feed.close();
+  });
+
+  it("patternUpdated: patterns as analysis creates and changes them", async () => {
+    const alice = await createUser(suite.url);
+    const after = await liveCursor(suite.url, alice.token, alice.org.id, "PATTERNS");
+    const feed = subscribe<{ kind: string; pattern: { fileExtension: string; count: number } }>(
+      suite.server.wsUrl,
+      bearer(alice),
+      "subscription($org: ID!, $after: String) { patternUpdated(organizationId: $org, after: $after) { kind pattern { fileExtension count } } }",
+      { org: alice.org.id, after },
+    );
+    await recordBatch(suite.url, alice, [{ kind: "FILE_OPENED", filePath: "/p/a.rs" }]);
+    const [created] = await feed.next();
+    expect(created).toMatchObject({ kind: "CREATED", pattern: { fileExtension: ".rs" } });
+    await recordBatch(suite.url, alice, [{ kind: "FILE_OPENED", filePath: "/p/b.rs" }]);
+    const [updated] = await feed.next();
+    expect(updated).toMatchObject({ kind: "UPDATED", pattern: { fileExtension: ".rs", count: 2 } });
+    await feed.close();
+  });
+
+  it("workflowExecutionUpdated: a run from queued to done, step by step", async () => {
+    const alice = await createUser(suite.url);
+    const created = await gql<{ workflowCreate: { id: string } }>(
+      suite.url,
+      "mutation($input: WorkflowCreateInput!) { workflowCreate(input: $input) { id } }",
+      {
+        token: alice.token,
+        variables: {
+          input: {
+            organizationId: alice.org.id,
+            name: "two steps",
+            definition: {
+              steps: [
+                { id: "first", type: "transform", template: { n: 1 } },
+                { id: "second", type: "transform", template: { n: 2 } },
+              ],
+            },
+          },
+        },
+      },
+    );
+    const after = await liveCursor(suite.url, alice.token, alice.org.id, "EXECUTIONS");
+    const feed = subscribe<{ kind: string; stepKey: string | null; stepStatus: string | null; executionId: string }>(
+      suite.server.wsUrl,
+      bearer(alice),
+      "subscription($org: ID!, $after: String) { workflowExecutionUpdated(organizationId: $org, after: $after) { kind stepKey stepStatus executionId } }",
+      { org: alice.org.id, after },
+    );
+    const run = await gql<{ workflowRun: { id: string } }>(
+      suite.url,
+      "mutation($id: ID!) { workflowRun(id: $id) { id } }",
+      {
+        token: alice.token,
+        variables: { id: created.data?.workflowCreate.id },
+      },
+    );
+    const events = await feed.next(6);
+    expect(events.every((e) => e.executionId === run.data?.workflowRun.id)).toBe(true);
+    expect(events.map((e) => [e.kind, e.stepKey, e.stepStatus])).toEqual([
+      ["CREATED", null, null],
+      ["UPDATED", "first", "RUNNING"],
+      ["UPDATED", "first", "SUCCEEDED"],
+      ["UPDATED", "second", "RUNNING"],
+      ["UPDATED", "second", "SUCCEEDED"],
+      ["UPDATED", null, null],
+    ]);
+    const status = await gql<{ node: { status: string } }>(
+      suite.url,
+      "query($id: ID!) { node(id: $id) { ... on Execution { status } } }",
+      {
+        token: alice.token,
+        variables: { id: run.data?.workflowRun.id },
+      },
+    );
+    expect(status.data?.node.status).toBe("SUCCEEDED");
+    await feed.close();
+  });
+
+  it("auditEntryAdded and organizationMembershipChanged: owners see the trail; everyone sees who joins", async () => {
+    const owner = await createUser(suite.url);
+    const org = await sharedOrg(owner);
+    const auditAfter = await liveCursor(suite.url, owner.token, org, "AUDIT");
+    const membersAfter = await liveCursor(suite.url, owner.token, org, "MEMBERSHIPS");
+    const audit = subscribe<{ kind: string; entry: { action: string } }>(
+      suite.server.wsUrl,
+      bearer(owner),
+      "subscription($org: ID!, $after: String) { auditEntryAdded(organizationId: $org, after: $after) { kind entry { action } } }",
+      { org, after: auditAfter },
+    );
+    const members = subscribe<{ kind: string; membership: { role: string } | null; membershipId: string }>(
+      suite.server.wsUrl,
+      bearer(owner),
+      "subscription($org: ID!, $after: String) { organizationMembershipChanged(organizationId: $org, after: $after) { kind membershipId membership { role } } }",
+      { org, after: membersAfter },
+    );
+    const member = await addMember(suite.url, suite.mail, owner.token, org, "MEMBER");
+    const [joined] = await members.next();
+    expect(joined).toMatchObject({
+      kind: "CREATED",
+      membershipId: member.membershipId,
+      membership: { role: "MEMBER" },
+    });
+    const actions = (await audit.next(1)).map((e) => e.entry.action);
+    expect(actions).toEqual(["organizationInvite"]);
+
+    // A member may not follow the audit trail.
+    const refused = subscribe(
+      suite.server.wsUrl,
+      bearer(member),
+      "subscription($org: ID!) { auditEntryAdded(organizationId: $org) { kind } }",
+      { org },
+    );
+    expect(errorCode({ errors: (await refused.ended()) as never })).toBe("FORBIDDEN");
+
+    await gql(suite.url, "mutation($id: ID!) { membershipUpdateRole(id: $id, role: ADMIN) { id } }", {
+      token: owner.token,
+      variables: { id: member.membershipId },
+    });
+    expect(await members.next()).toMatchObject([{ kind: "UPDATED", membership: { role: "ADMIN" } }]);
+    await gql(suite.url, "mutation($id: ID!) { membershipRemove(id: $id) }", {
+      token: owner.token,
+      variables: { id: member.membershipId },
+    });
+    expect(await members.next()).toMatchObject([
+      { kind: "DELETED", membershipId: member.membershipId, membership: null },
+    ]);
+    await Promise.all([audit.close(), members.close(), refused.close()]);
+  });
+});
+
+describe("who receives what", () => {
+  it("never delivers another organization's rows, and refuses its feeds as NOT_FOUND", async () => {
+    const alice = await createUser(suite.url);
+    const mallory = await createUser(suite.url);
+    const snooping = subscribe(suite.server.wsUrl, bearer(mallory), EVENTS, { org: alice.org.id });
+    expect(errorCode({ errors: (await snooping.ended()) as never })).toBe("NOT_FOUND");
+
+    const own = eventsFeed(
+      mallory,
+      mallory.org.id,
+      await liveCursor(suite.url, mallory.token, mallory.org.id, "EVENTS"),
+    );
+    await record(alice, "/alice/secret.txt");
+    await record(mallory, "/mallory/own.txt");
+    const [first] = await own.next();
+    expect(first?.event?.filePath).toBe("/mallory/own.txt");
+    await Promise.all([own.close(), snooping.close()]);
+  });
+
+  it("shows a member their own analytics and an admin everyone's", async () => {
+    const owner = await createUser(suite.url);
+    const org = await sharedOrg(owner);
+    const member = await addMember(suite.url, suite.mail, owner.token, org, "MEMBER");
+    const other = await addMember(suite.url, suite.mail, owner.token, org, "MEMBER");
+    const after = await liveCursor(suite.url, owner.token, org, "EVENTS");
+    const ownerFeed = eventsFeed(owner, org, after);
+    const memberFeed = eventsFeed(member, org, after);
+    await record(other, "/other/1.txt", org);
+    await record(member, "/member/1.txt", org);
+    expect((await ownerFeed.next(2)).map((e) => e.event?.filePath)).toEqual(["/other/1.txt", "/member/1.txt"]);
+    expect((await memberFeed.next()).map((e) => e.event?.filePath)).toEqual(["/member/1.txt"]);
+    await Promise.all([ownerFeed.close(), memberFeed.close()]);
+  });
+});
+
+describe("resuming", () => {
+  it("sends what a dropped client missed, in order and once, then carries on live", async () => {
+    const alice = await createUser(suite.url);
+    const first = eventsFeed(alice, alice.org.id, await liveCursor(suite.url, alice.token, alice.org.id, "EVENTS"));
+    await record(alice, "/r/0.txt");
+    const [seen] = await first.next();
+    await first.close();
+    for (let i = 1; i <= 5; i++) await record(alice, `/r/${i}.txt`);
+
+    const resumed = eventsFeed(alice, alice.org.id, seen?.cursor);
+    const missed = await resumed.next(5);
+    expect(missed.map((e) => e.event?.filePath)).toEqual([1, 2, 3, 4, 5].map((i) => `/r/${i}.txt`));
+    await record(alice, "/r/6.txt");
+    const [live] = await resumed.next();
+    expect(live?.event?.filePath).toBe("/r/6.txt");
+    const cursors = [seen, ...missed, live].map((e) => e?.cursor);
+    expect(new Set(cursors).size).toBe(7);
+    expect(resumed.items).toHaveLength(6);
+    await resumed.close();
+  });
+
+  it("refuses a cursor that is not one", async () => {
+    const alice = await createUser(suite.url);
+    const feed = eventsFeed(alice, alice.org.id, "yesterday");
+    expect(errorCode({ errors: (await feed.ended()) as never })).toBe("BAD_USER_INPUT");
+    await feed.close();
+  });
+});
+
+describe("access while subscribed", () => {
+  it("ends a removed member's subscriptions with MEMBERSHIP_REVOKED", async () => {
+    const owner = await createUser(suite.url);
+    const org = await sharedOrg(owner);
+    const member = await addMember(suite.url, suite.mail, owner.token, org, "MEMBER");
+    const feed = eventsFeed(member, org, await liveCursor(suite.url, member.token, org, "EVENTS"));
+    await record(member, "/m/1.txt", org);
+    await feed.next();
+    await gql(suite.url, "mutation($id: ID!) { membershipRemove(id: $id) }", {
+      token: owner.token,
+      variables: { id: member.membershipId },
+    });
+    expect(errorCode({ errors: (await feed.ended()) as never })).toBe("MEMBERSHIP_REVOKED");
+    await feed.close();
+  });
+
+  it("closes the socket with 4403 when the session is revoked, or the token expires", async () => {
+    const alice = await createUser(suite.url);
+    const socket = rawSocket(suite.server.wsUrl);
+    await socket.opened;
+    socket.send({ type: "connection_init", payload: bearer(alice) });
+    await socket.message((m) => m.type === "connection_ack");
+    await gql(suite.url, "mutation { authLogout }", { token: alice.token });
+    expect(await socket.closed).toEqual({ code: 4403, reason: expect.stringMatching(/^SESSION_REVOKED/) });
+
+    const bob = await createUser(suite.url);
+    const claims = jwt.decode(bob.token) as { sub: string; sid: string };
+    const [kid, ...secret] = TEST_JWT_KEYS.split(":");
+    const shortLived = jwt.sign({ sid: claims.sid }, secret.join(":"), {
+      algorithm: "HS256",
+      keyid: kid,
+      subject: claims.sub,
+      issuer: "floyo",
+      audience: "floyo-api",
+      // Whole seconds: 3 leaves at least 2 to connect in.
+      expiresIn: 3,
+    });
+    const expiring = rawSocket(suite.server.wsUrl);
+    await expiring.opened;
+    expiring.send({ type: "connection_init", payload: { authorization: `Bearer ${shortLived}` } });
+    await expiring.message((m) => m.type === "connection_ack");
+    expect(await expiring.closed).toEqual({ code: 4403, reason: expect.stringMatching(/^TOKEN_EXPIRED/) });
+  });
+
+  it("refuses bad credentials at connect, and asks for them on subscribe", async () => {
+    const bad = rawSocket(suite.server.wsUrl);
+    await bad.opened;
+    bad.send({ type: "connection_init", payload: { authorization: "Bearer not-a-token" } });
+    expect((await bad.closed).code).toBe(4403);
+
+    const anonymous = subscribe(suite.server.wsUrl, {}, EVENTS, { org: "T3JnYW5pemF0aW9uOng=" });
+    expect(errorCode({ errors: (await anonymous.ended()) as never })).toBe("UNAUTHENTICATED");
+    await anonymous.close();
+  });
+});
