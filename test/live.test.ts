@@ -138,6 +138,25 @@ describe("feeds", () => {
     );
     expect(status.data?.node.status).toBe("SUCCEEDED");
     await feed.close();
+
+    // Narrowed to one run, resuming from the same cursor: only that run's events.
+    const second = await gql<{ workflowRun: { id: string } }>(
+      suite.url,
+      "mutation($id: ID!) { workflowRun(id: $id) { id } }",
+      {
+        token: alice.token,
+        variables: { id: created.data?.workflowCreate.id },
+      },
+    );
+    const narrowed = subscribe<{ executionId: string }>(
+      suite.server.wsUrl,
+      bearer(alice),
+      "subscription($org: ID!, $after: String, $run: ID) { workflowExecutionUpdated(organizationId: $org, after: $after, executionId: $run) { executionId } }",
+      { org: alice.org.id, after, run: second.data?.workflowRun.id },
+    );
+    const secondEvents = await narrowed.next(6);
+    expect(secondEvents.every((e) => e.executionId === second.data?.workflowRun.id)).toBe(true);
+    await narrowed.close();
   });
 
   it("auditEntryAdded and organizationMembershipChanged: owners see the trail; everyone sees who joins", async () => {
@@ -309,5 +328,32 @@ describe("access while subscribed", () => {
     const anonymous = subscribe(suite.server.wsUrl, {}, EVENTS, { org: "T3JnYW5pemF0aW9uOng=" });
     expect(errorCode({ errors: (await anonymous.ended()) as never })).toBe("UNAUTHENTICATED");
     await anonymous.close();
+  });
+});
+
+describe("GraphQL over SSE", () => {
+  it("serves the same resumable feeds to clients without WebSocket", async () => {
+    const alice = await createUser(suite.url);
+    const after = await liveCursor(suite.url, alice.token, alice.org.id, "EVENTS");
+    const controller = new AbortController();
+    const response = await fetch(suite.url, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        accept: "text/event-stream",
+        authorization: `Bearer ${alice.token}`,
+      },
+      body: JSON.stringify({ query: EVENTS, variables: { org: alice.org.id, after } }),
+      signal: controller.signal,
+    });
+    expect(response.headers.get("content-type")).toMatch(/^text\/event-stream/);
+    await record(alice, "/sse/1.txt");
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+    const decoder = new TextDecoder();
+    let text = "";
+    while (!text.includes("/sse/1.txt")) text += decoder.decode((await reader.read()).value, { stream: true });
+    const data = JSON.parse(/event: next\ndata: (.*)\n/.exec(text)?.[1] ?? "null");
+    expect(data.data.eventsRecorded).toMatchObject({ kind: "CREATED", event: { filePath: "/sse/1.txt" } });
+    controller.abort();
   });
 });

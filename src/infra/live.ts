@@ -100,6 +100,7 @@ export function createLive(deps: { pubsub: PubSub; log: LiveLog; logger: Logger;
         };
         const first = live.next();
         try {
+          await log.listening(stream);
           if (after) await catchUp(after, null);
           else last = (await log.position(stream, FIRST_CURSOR)).head;
           let next = await first;

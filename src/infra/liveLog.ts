@@ -22,6 +22,11 @@ export interface LiveLog {
    * were dropped; and the cursor after which every entry is still kept.
    */
   position(stream: string, after: string): Promise<{ head: string; gap: boolean; complete: string }>;
+  /**
+   * Resolves once entries published from now on reach this instance's subscribers of the
+   * stream; a subscriber reads the log after it, so nothing falls between the two.
+   */
+  listening(stream: string): Promise<void>;
 }
 
 /** The pub/sub topic a stream's entries are published on; the stream name is its routing id. */
@@ -73,8 +78,15 @@ export interface Retention {
   retentionEvents: number;
 }
 
-export function createRedisLiveLog(redis: Redis, channelPrefix: string, retention: Retention): LiveLog {
+export function createRedisLiveLog(
+  redis: Redis,
+  subscriber: Redis,
+  channelPrefix: string,
+  retention: Retention,
+): LiveLog {
   const key = (stream: string) => `live:${stream}`;
+  // Channel names are not covered by ioredis' keyPrefix: the same prefix as pubsub.ts.
+  const channel = (stream: string) => `${channelPrefix}${LIVE_TOPIC}:${stream}`;
   return {
     async append(stream, change) {
       const body = JSON.stringify({ id: change.id, kind: change.kind, data: change.data });
@@ -111,6 +123,11 @@ export function createRedisLiveLog(redis: Redis, channelPrefix: string, retentio
       // Nothing was appended, or the history was lost (Redis flushed).
       if (!head) return { head: FIRST_CURSOR, gap: after !== FIRST_CURSOR, complete: FIRST_CURSOR };
       return judge(after, head, dropped ?? FIRST_CURSOR);
+    },
+    // The event target sent SUBSCRIBE without waiting; Redis answers a connection's commands
+    // in order, so the reply to this one means that one is in effect.
+    listening: async (stream) => {
+      await subscriber.subscribe(channel(stream));
     },
   };
 }
@@ -179,5 +196,6 @@ export function createInProcessLiveLog(pubsub: PubSub, retention: Retention): Li
         return { head: s?.head ?? boot, gap: false, complete: FIRST_CURSOR };
       return judge(after, s?.head ?? boot, s?.dropped ?? boot);
     },
+    listening: async () => {},
   };
 }

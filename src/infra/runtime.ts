@@ -69,7 +69,7 @@ export async function openRuntime(config: Config, logger: Logger): Promise<Runti
     secrets,
     redis,
     pubsub: createRedisPubSub(redis, subscriber, config.redisKeyPrefix),
-    liveLog: createRedisLiveLog(redis, config.redisKeyPrefix, config.live),
+    liveLog: createRedisLiveLog(redis, subscriber, config.redisKeyPrefix, config.live),
     slots: createRedisSlots(redis, SLOT_TTL_MS),
     locks: createRedisLocks(redis),
     async close() {

@@ -5,7 +5,7 @@ import type { ObjectRef } from "@pothos/core";
 import { LIVE_FEEDS, type LiveFeed, type LiveItem } from "../../infra/live.ts";
 import type { PothosTypes } from "../../schema/builder.ts";
 import { builder } from "../../schema/builder.ts";
-import { decodeId, encodeId } from "../../schema/globalId.ts";
+import { decodeId, encodeId, optionalId } from "../../schema/globalId.ts";
 import { authorize, type Permission } from "../auth/access.ts";
 import { liveStream } from "./liveStream.ts";
 
@@ -44,7 +44,7 @@ export function subjectId(typename: string) {
   return (item: LiveItem) => (item.id === null ? null : encodeId(typename, item.id));
 }
 
-export const AFTER_DESCRIPTION =
+const AFTER_DESCRIPTION =
   "Resume after this cursor (the last one you received, or one from `liveCursor`): what was published since is sent first.";
 
 export function liveSubscription(
@@ -55,8 +55,11 @@ export function liveSubscription(
     feed: LiveFeed;
     permission: Permission;
     perUser?: boolean;
+    /** An optional argument narrowing the feed to one row, by its global id (`executionId`). */
+    narrow?: { arg: string; typename: string };
   },
 ) {
+  const { narrow } = options;
   builder.subscriptionField(name, (t) =>
     t.field({
       type: options.type,
@@ -65,15 +68,23 @@ export function liveSubscription(
       args: {
         organizationId: t.arg.id({ required: true }),
         after: t.arg.string({ required: false, description: AFTER_DESCRIPTION }),
+        ...(narrow
+          ? { [narrow.arg]: t.arg.id({ required: false, description: `Only this ${narrow.typename}.` }) }
+          : {}),
       },
-      subscribe: (_root, args, ctx) =>
-        liveStream(ctx, {
+      subscribe: (_root, args, ctx) => {
+        const only = narrow
+          ? optionalId((args as Record<string, string | null | undefined>)[narrow.arg], narrow.typename)
+          : null;
+        return liveStream(ctx, {
           feed: options.feed,
           organizationId: args.organizationId,
           after: args.after,
           permission: options.permission,
           perUser: options.perUser,
-        }),
+          only: only ? (item) => item.id === only : undefined,
+        });
+      },
       resolve: (item) => item,
     }),
   );

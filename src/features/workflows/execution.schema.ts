@@ -1,9 +1,8 @@
 import type { ExecutionStatus } from "../../generated/prisma/client.ts";
 import { builder } from "../../schema/builder.ts";
-import { decodeId, optionalId } from "../../schema/globalId.ts";
+import { decodeId } from "../../schema/globalId.ts";
 import { noteAudit } from "../audit/audit.ts";
-import { AFTER_DESCRIPTION, liveEventType, subjectId } from "../live/live.schema.ts";
-import { liveStream } from "../live/liveStream.ts";
+import { liveEventType, liveSubscription, subjectId } from "../live/live.schema.ts";
 import { visibleOrganizations } from "../organizations/organization.schema.ts";
 import { UserRef } from "../users/user.schema.ts";
 import { cancelExecution, runNow } from "./execution.service.ts";
@@ -147,27 +146,10 @@ builder.objectFields(ExecutionUpdatedRef, (t) => ({
   }),
 }));
 
-builder.subscriptionField("workflowExecutionUpdated", (t) =>
-  t.field({
-    type: ExecutionUpdatedRef,
-    authScopes: { authenticated: true },
-    description:
-      "Runs of an organization's workflows: status changes and step progress. Narrow it to one run with `executionId`.",
-    args: {
-      organizationId: t.arg.id({ required: true }),
-      executionId: t.arg.id({ required: false }),
-      after: t.arg.string({ required: false, description: AFTER_DESCRIPTION }),
-    },
-    subscribe: (_root, args, ctx) => {
-      const only = optionalId(args.executionId, "Execution");
-      return liveStream(ctx, {
-        feed: "EXECUTIONS",
-        organizationId: args.organizationId,
-        after: args.after,
-        permission: "read",
-        only: only ? (item) => item.id === only : undefined,
-      });
-    },
-    resolve: (item) => item,
-  }),
-);
+liveSubscription("workflowExecutionUpdated", {
+  type: ExecutionUpdatedRef,
+  description: "Runs of an organization's workflows: status changes and step progress.",
+  feed: "EXECUTIONS",
+  permission: "read",
+  narrow: { arg: "executionId", typename: "Execution" },
+});
