@@ -64,6 +64,7 @@ export function buildApp(config: Config, options: { logger?: Logger; role?: "api
     const deps: AppDeps = {
       ...shared,
       live: createLive({ pubsub: runtime.pubsub, log: runtime.liveLog, logger, maxQueue: config.live.maxQueue }),
+      slots: runtime.slots,
       locks: runtime.locks,
       mailer,
       principals,
@@ -151,7 +152,7 @@ export function buildApp(config: Config, options: { logger?: Logger; role?: "api
         );
       });
     });
-    ws = attachWebSocketServer(server, yoga, { ...deps, slots: runtime.slots });
+    ws = attachWebSocketServer(server, yoga, deps);
 
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);

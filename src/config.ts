@@ -96,7 +96,6 @@ const envSchema = z.object({
   WS_MAX_CONNECTIONS_PER_IP: int(1, 100_000).default(200),
   WS_MAX_SUBSCRIPTIONS: int(1, 10_000).default(50),
   WS_MAX_MESSAGE_BYTES: int(256, 16 * 1024 * 1024).default(64 * 1024),
-  WS_MAX_BUFFERED_BYTES: int(1024, 1024 * 1024 * 1024).default(4 * 1024 * 1024),
 });
 
 export interface JwtKey {
@@ -213,7 +212,6 @@ function toConfig(e: z.infer<typeof envSchema>) {
       maxConnectionsPerIp: e.WS_MAX_CONNECTIONS_PER_IP,
       maxSubscriptions: e.WS_MAX_SUBSCRIPTIONS,
       maxMessageBytes: e.WS_MAX_MESSAGE_BYTES,
-      maxBufferedBytes: e.WS_MAX_BUFFERED_BYTES,
     },
     executions: {
       concurrency: e.EXECUTION_CONCURRENCY,

@@ -2,6 +2,7 @@
 // (authenticated here, once) and the shared dependencies every resolver and service uses.
 import type { Config } from "./config.ts";
 import type { Principal, PrincipalResolver } from "./features/auth/principal.ts";
+import type { ConnectionSlots } from "./infra/connectionSlots.ts";
 import type { PrismaClient } from "./infra/db.ts";
 import type { Live } from "./infra/live.ts";
 import type { LockService } from "./infra/lock.ts";
@@ -21,6 +22,8 @@ export interface AppDeps {
   pubsub: PubSub;
   /** Resumable per-organization feeds of changes, for subscriptions. */
   live: Live;
+  /** Open live connections per user and address, counted across instances. */
+  slots: ConnectionSlots;
   locks: LockService;
   mailer: Mailer;
   principals: PrincipalResolver;
@@ -48,12 +51,15 @@ export interface RequestInfo {
   apiKey: string | null;
   /** X-Organization-Id: the organization to act in, when not the personal one. */
   organization: string | null;
+  /** "ws": an operation on a graphql-ws connection; "http": a request (an SSE stream included). */
+  transport: "http" | "ws";
 }
 
 export interface Context extends AppDeps {
   requestId: string;
   ip: string | null;
   userAgent: string | null;
+  transport: RequestInfo["transport"];
   principal: Principal | null;
   /** When the caller's credentials expire (epoch ms), for what outlives the request. */
   credentialsExpireAt: number | null;
@@ -71,6 +77,7 @@ export async function buildContext(deps: AppDeps, request: RequestInfo): Promise
     requestId: request.requestId,
     ip: request.ip,
     userAgent: request.userAgent,
+    transport: request.transport,
     principal: authenticated?.principal ?? null,
     credentialsExpireAt: authenticated?.expiresAt ?? null,
     requestedOrganizationId: request.organization ? decodeId(request.organization, "Organization").id : null,

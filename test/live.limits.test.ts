@@ -110,6 +110,30 @@ describe("limits", () => {
     await client.dispose();
   });
 
+  it("counts SSE streams as connections of their user", async () => {
+    const alice = await createUser(url);
+    const controller = new AbortController();
+    const open = () =>
+      fetch(url, {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "text/event-stream", ...bearer(alice) },
+        body: JSON.stringify({ query: EVENTS, variables: { org: alice.org.id } }),
+        signal: controller.signal,
+      });
+    const streams = [await open(), await open()];
+    const reader = (await open()).body?.getReader() as ReadableStreamDefaultReader<Uint8Array>;
+    const decoder = new TextDecoder();
+    let text = "";
+    while (!text.includes("TOO_MANY_CONNECTIONS")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value, { stream: true });
+    }
+    expect(text).toContain("TOO_MANY_CONNECTIONS");
+    expect(streams.every((s) => s.status === 200)).toBe(true);
+    controller.abort();
+  });
+
   it("allows an address so many connections, with 1013 for one more", async () => {
     const sockets = [];
     for (let i = 0; i < 8; i++) {

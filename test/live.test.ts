@@ -212,6 +212,55 @@ describe("feeds", () => {
 });
 
 describe("who receives what", () => {
+  it("puts every mutation in the organization it acted in, personal included, on the audit feed", async () => {
+    const alice = await createUser(suite.url);
+    const after = await liveCursor(suite.url, alice.token, alice.org.id, "AUDIT");
+    const audit = subscribe<{ entry: { action: string } }>(
+      suite.server.wsUrl,
+      bearer(alice),
+      "subscription($org: ID!, $after: String) { auditEntryAdded(organizationId: $org, after: $after) { entry { action } } }",
+      { org: alice.org.id, after },
+    );
+    await record(alice, "/audit/no-org-named.txt");
+    expect((await audit.next()).map((e) => e.entry.action)).toEqual(["eventRecord"]);
+    await audit.close();
+  });
+
+  it("answers NOT_FOUND for one run of another organization", async () => {
+    const alice = await createUser(suite.url);
+    const mallory = await createUser(suite.url);
+    const workflow = await gql<{ workflowCreate: { id: string } }>(
+      suite.url,
+      "mutation($input: WorkflowCreateInput!) { workflowCreate(input: $input) { id } }",
+      {
+        token: alice.token,
+        variables: {
+          input: {
+            organizationId: alice.org.id,
+            name: "w",
+            definition: { steps: [{ id: "t", type: "transform", template: {} }] },
+          },
+        },
+      },
+    );
+    const run = await gql<{ workflowRun: { id: string } }>(
+      suite.url,
+      "mutation($id: ID!) { workflowRun(id: $id) { id } }",
+      {
+        token: alice.token,
+        variables: { id: workflow.data?.workflowCreate.id },
+      },
+    );
+    const snooping = subscribe(
+      suite.server.wsUrl,
+      bearer(mallory),
+      "subscription($org: ID!, $run: ID) { workflowExecutionUpdated(organizationId: $org, executionId: $run) { kind } }",
+      { org: mallory.org.id, run: run.data?.workflowRun.id },
+    );
+    expect(errorCode({ errors: (await snooping.ended()) as never })).toBe("NOT_FOUND");
+    await snooping.close();
+  });
+
   it("never delivers another organization's rows, and refuses its feeds as NOT_FOUND", async () => {
     const alice = await createUser(suite.url);
     const mallory = await createUser(suite.url);
@@ -287,7 +336,8 @@ describe("access while subscribed", () => {
       token: owner.token,
       variables: { id: member.membershipId },
     });
-    expect(errorCode({ errors: (await feed.ended()) as never })).toBe("MEMBERSHIP_REVOKED");
+    const [ended] = (await feed.ended()) as { extensions: Record<string, unknown> }[];
+    expect(ended?.extensions).toMatchObject({ code: "MEMBERSHIP_REVOKED", requestId: expect.any(String) });
     await feed.close();
   });
 
@@ -328,6 +378,11 @@ describe("access while subscribed", () => {
     const anonymous = subscribe(suite.server.wsUrl, {}, EVENTS, { org: "T3JnYW5pemF0aW9uOng=" });
     expect(errorCode({ errors: (await anonymous.ended()) as never })).toBe("UNAUTHENTICATED");
     await anonymous.close();
+
+    const notAString = rawSocket(suite.server.wsUrl);
+    await notAString.opened;
+    notAString.send({ type: "connection_init", payload: { authorization: 42 } });
+    expect((await notAString.closed).code).toBe(4403);
   });
 });
 

@@ -30,8 +30,14 @@ export interface Live {
   ): Promise<void>;
   head(feed: LiveFeed, organizationId: string): Promise<string>;
   subscribe(feed: LiveFeed, organizationId: string, after: string | null): Repeater<LiveItem>;
-  /** Raw entries as they are published, unordered across a Redis reconnect: for guards, not for clients. */
-  watch(feed: LiveFeed, organizationId: string): AsyncIterableIterator<ChangePayload>;
+  /**
+   * Calls back with each entry as it is published, with no replay (what a Redis reconnect
+   * drops is lost): for guards, which also look again on onReconnect, not for clients.
+   */
+  watch(feed: LiveFeed, organizationId: string, listener: (change: ChangePayload) => void): () => void;
+  /** Resolves once what is published on the feed from now on reaches this instance. */
+  listening(feed: LiveFeed, organizationId: string): Promise<void>;
+  onReconnect(listener: () => void): () => void;
 }
 
 const PAGE = 500;
@@ -57,62 +63,86 @@ export function createLive(deps: { pubsub: PubSub; log: LiveLog; logger: Logger;
         logger.warn({ err: (err as Error).message, feed, organizationId }, "live update not published");
       }
     },
-    async head(feed, organizationId) {
-      return (await log.position(streamOf(feed, organizationId), FIRST_CURSOR)).head;
-    },
-    watch: (feed, organizationId) => pubsub.subscribe(LIVE_TOPIC, streamOf(feed, organizationId)),
+    head: (feed, organizationId) => log.head(streamOf(feed, organizationId)),
+    watch: (feed, organizationId, listener) => pubsub.listen(LIVE_TOPIC, streamOf(feed, organizationId), listener),
+    listening: (feed, organizationId) => log.listening(streamOf(feed, organizationId)),
+    onReconnect: (listener) => log.onReconnect(listener),
     subscribe(feed, organizationId, after) {
       const stream = streamOf(feed, organizationId);
       return new Repeater<LiveItem>(async (push, stop) => {
-        // Listening starts before the log is read, so nothing falls between the two.
-        const live = pubsub.subscribe(LIVE_TOPIC, stream) as AsyncIterableIterator<LiveEntry>;
-        void stop.then(() => live.return?.());
-        // Live entries are not waited for: a subscriber that falls maxQueue behind is ended
-        // (it can resume from its last cursor) rather than buffered without bound.
-        let outstanding = 0;
-        const deliver = (item: LiveItem) => {
-          outstanding++;
-          if (outstanding > deps.maxQueue) stop(new SlowConsumerError());
-          else
-            void push(item).then(() => {
-              outstanding--;
-            });
+        let stopped = false;
+        // A push waits for the subscriber; once stopped, nothing more is waited for (the
+        // repeater ends only when this function returns).
+        const deliver = (item: LiveItem) => Promise.race([push(item), stop]);
+        // Live entries wait here while earlier ones are delivered; a subscriber that falls
+        // maxQueue behind is ended (it can resume from its last cursor), not buffered without bound.
+        const waiting: (LiveEntry | "recheck")[] = [];
+        let wake: (() => void) | null = null;
+        const enqueue = (item: LiveEntry | "recheck") => {
+          if (stopped) return;
+          if (waiting.length >= deps.maxQueue) return void stop(new SlowConsumerError());
+          waiting.push(item);
+          const w = wake;
+          wake = null;
+          w?.();
         };
-        // Reads the log between two cursors, in pages, waiting for the subscriber between
-        // entries; a GAP first when part of it was dropped, then what is kept.
+        const offLive = pubsub.listen(LIVE_TOPIC, stream, (entry) => enqueue(entry as LiveEntry));
+        // Entries published while pub/sub was down are in the log: read them back.
+        const offReconnect = log.onReconnect(() => enqueue("recheck"));
+        void stop.then(() => {
+          stopped = true;
+          offReconnect();
+          offLive();
+          wake?.();
+        });
+
+        // Delivers the log after `from` (up to `before`, a live entry in hand), page by page,
+        // waiting for the subscriber; a GAP first wherever entries after the cursor were trimmed.
         let last = FIRST_CURSOR;
-        const catchUp = async (from: string, before: string | null) => {
-          const position = await log.position(stream, from);
+        const catchUp = async (from: string, before: LiveEntry | null) => {
           let cursor = from;
-          if (position.gap) {
-            cursor = position.complete;
-            await push({ kind: "GAP", cursor, id: null });
-          }
           for (;;) {
-            const page = await log.read(stream, cursor, before, PAGE);
-            for (const entry of page) {
-              await push(entry);
+            const page = await log.read(stream, cursor, before?.cursor ?? null, PAGE);
+            if (stopped) return;
+            if (!before && compareCursors(cursor, page.head) > 0) {
+              // Past the newest: another deployment's cursor, or a history that is gone.
+              cursor = page.head;
+              await deliver({ kind: "GAP", cursor, id: null });
+            } else if (compareCursors(page.dropped, cursor) > 0) {
+              // Never a GAP after the entry in hand: that would put cursors out of order.
+              cursor = before && compareCursors(page.dropped, before.prev) >= 0 ? before.prev : page.dropped;
+              await deliver({ kind: "GAP", cursor, id: null });
+            }
+            for (const entry of page.entries) {
+              if (stopped) return;
+              await deliver(entry);
               cursor = entry.cursor;
             }
-            if (page.length < PAGE) break;
+            last = cursor;
+            if (page.entries.length < PAGE) return;
           }
-          last = cursor;
         };
-        const first = live.next();
+
         try {
+          // Listening before reading, so nothing falls between the log and the live entries.
           await log.listening(stream);
           if (after) await catchUp(after, null);
-          else last = (await log.position(stream, FIRST_CURSOR)).head;
-          let next = await first;
-          while (!next.done) {
-            const entry = next.value;
-            if (compareCursors(entry.cursor, last) > 0) {
+          else last = await log.head(stream);
+          while (!stopped) {
+            const next = waiting.shift();
+            if (next === undefined) {
+              await new Promise<void>((resolve) => {
+                wake = resolve;
+              });
+            } else if (next === "recheck") {
+              await catchUp(last, null);
+            } else if (compareCursors(next.cursor, last) > 0) {
               // A hole: entries published while this subscriber was not yet (or no longer) listening.
-              if (entry.prev !== last) await catchUp(last, entry.cursor);
-              deliver(entry);
-              last = entry.cursor;
+              if (next.prev !== last) await catchUp(last, next);
+              if (stopped) break;
+              await deliver(next);
+              last = next.cursor;
             }
-            next = await live.next();
           }
         } catch (err) {
           stop(err);

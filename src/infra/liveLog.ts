@@ -9,24 +9,31 @@ import type { ChangeKind, ChangePayload, PubSub } from "./pubsub.ts";
 /** What a subscriber receives: the change, its cursor, and the cursor of the entry before it. */
 export interface LiveEntry extends ChangePayload {
   cursor: string;
-  /** The stream's previous cursor ("0-0" for the first): a subscriber that did not deliver it has a hole to fill. */
+  /** The stream's previous cursor: a subscriber that did not deliver that one has a hole to fill. */
   prev: string;
+}
+
+/** A page of a stream, read at one instant with where the stream stands. */
+export interface LivePage {
+  entries: LiveEntry[];
+  /** The newest cursor ever appended ("0-0": none, or the stream expired). */
+  head: string;
+  /** The newest cursor trimmed away ("0-0": none); entries up to it are gone. */
+  dropped: string;
 }
 
 export interface LiveLog {
   append(stream: string, change: { id: string; kind: ChangeKind; data?: ChangePayload["data"] }): Promise<string>;
-  /** Entries after `after` (exclusive) up to `before` (exclusive, or the end), oldest first. */
-  read(stream: string, after: string, before: string | null, limit: number): Promise<LiveEntry[]>;
-  /**
-   * The newest cursor ("0-0" when nothing was ever appended); whether entries after `after`
-   * were dropped; and the cursor after which every entry is still kept.
-   */
-  position(stream: string, after: string): Promise<{ head: string; gap: boolean; complete: string }>;
+  /** Up to `limit` entries after `after` and before `before` (both exclusive), oldest first. */
+  read(stream: string, after: string, before: string | null, limit: number): Promise<LivePage>;
+  head(stream: string): Promise<string>;
   /**
    * Resolves once entries published from now on reach this instance's subscribers of the
    * stream; a subscriber reads the log after it, so nothing falls between the two.
    */
   listening(stream: string): Promise<void>;
+  /** Calls back when this instance's pub/sub connection came back: what it missed is in the log. */
+  onReconnect(listener: () => void): () => void;
 }
 
 /** The pub/sub topic a stream's entries are published on; the stream name is its routing id. */
@@ -50,7 +57,8 @@ export function compareCursors(a: string, b: string): number {
 // each entry names its predecessor: a subscriber that missed one (its Redis connection
 // dropped, or it subscribed while the entry was published) notices and reads it back.
 // Trimmed by age, then by count; the newest cursor trimmed away is kept beside the stream
-// (KEYS[2]), so that a resuming client learns whether anything after its cursor is gone.
+// (KEYS[2]), so that a reader learns whether anything after its cursor is gone. Both keys
+// expire with the retention: an idle organization's feeds do not stay in Redis.
 const APPEND = `
 local last = redis.call("XREVRANGE", KEYS[1], "+", "-", "COUNT", 1)
 local prev = "0-0"
@@ -70,8 +78,17 @@ if excess > 0 then
 end
 redis.call("HSET", KEYS[2], "head", id)
 if dropped then redis.call("HSET", KEYS[2], "dropped", dropped) end
+redis.call("PEXPIRE", KEYS[1], ARGV[5])
+redis.call("PEXPIRE", KEYS[2], ARGV[5])
 redis.call("PUBLISH", ARGV[4], '{"cursor":"' .. id .. '","prev":"' .. prev .. '",' .. string.sub(ARGV[2], 2))
 return id`;
+
+// A page and the trim point together: a page read apart from it could start past entries
+// trimmed in between without anyone noticing.
+const READ = `
+local meta = redis.call("HMGET", KEYS[2], "head", "dropped")
+local entries = redis.call("XRANGE", KEYS[1], "(" .. ARGV[1], ARGV[2], "COUNT", ARGV[3])
+return { meta[1] or "0-0", meta[2] or "0-0", entries }`;
 
 export interface Retention {
   retentionMs: number;
@@ -84,70 +101,72 @@ export function createRedisLiveLog(
   channelPrefix: string,
   retention: Retention,
 ): LiveLog {
-  const key = (stream: string) => `live:${stream}`;
+  // One hash tag for a stream and its meta: a Redis Cluster keeps them in one slot.
+  const keys = (stream: string) => [`live:{${stream}}`, `live:{${stream}}:meta`];
   // Channel names are not covered by ioredis' keyPrefix: the same prefix as pubsub.ts.
   const channel = (stream: string) => `${channelPrefix}${LIVE_TOPIC}:${stream}`;
   return {
     async append(stream, change) {
       const body = JSON.stringify({ id: change.id, kind: change.kind, data: change.data });
       const minId = `${Date.now() - retention.retentionMs}-0`;
-      // Channel names are not covered by ioredis' keyPrefix: the same prefix as pubsub.ts.
-      const channel = `${channelPrefix}${LIVE_TOPIC}:${stream}`;
-      return String(
-        await redis.eval(
-          APPEND,
-          2,
-          key(stream),
-          `${key(stream)}:meta`,
-          retention.retentionEvents,
-          body,
-          minId,
-          channel,
-        ),
-      );
+      const args = [retention.retentionEvents, body, minId, channel(stream), retention.retentionMs];
+      return String(await redis.eval(APPEND, 2, ...keys(stream), ...args));
     },
     async read(stream, after, before, limit) {
-      const rows = (await redis.xrange(key(stream), `(${after}`, before ? `(${before}` : "+", "COUNT", limit)) as [
-        string,
-        string[],
-      ][];
+      const [head, dropped, rows] = (await redis.eval(
+        READ,
+        2,
+        ...keys(stream),
+        after,
+        before ? `(${before}` : "+",
+        limit,
+      )) as [string, string, [string, string[]][]];
       // `prev` matters only on published entries; what is read back is already in order.
-      return rows.map(([cursor, fields]) => ({
+      const entries = rows.map(([cursor, fields]) => ({
         ...(JSON.parse(fields[1] as string) as ChangePayload),
         cursor,
         prev: "",
       }));
+      return { head, dropped, entries };
     },
-    async position(stream, after) {
-      const [head, dropped] = await redis.hmget(`${key(stream)}:meta`, "head", "dropped");
-      // Nothing was appended, or the history was lost (Redis flushed).
-      if (!head) return { head: FIRST_CURSOR, gap: after !== FIRST_CURSOR, complete: FIRST_CURSOR };
-      return judge(after, head, dropped ?? FIRST_CURSOR);
+    async head(stream) {
+      return (await redis.hget(keys(stream)[1] as string, "head")) ?? FIRST_CURSOR;
     },
     // The event target sent SUBSCRIBE without waiting; Redis answers a connection's commands
     // in order, so the reply to this one means that one is in effect.
     listening: async (stream) => {
       await subscriber.subscribe(channel(stream));
     },
+    onReconnect(listener) {
+      let connected = true;
+      const down = () => {
+        connected = false;
+      };
+      // ioredis subscribes again on reconnect, then says "ready".
+      const up = () => {
+        if (!connected) listener();
+        connected = true;
+      };
+      subscriber.on("close", down);
+      subscriber.on("ready", up);
+      return () => {
+        subscriber.off("close", down);
+        subscriber.off("ready", up);
+      };
+    },
   };
-}
-
-/** A cursor after the newest (another deployment's, or history lost) is a gap too. */
-function judge(after: string, head: string, dropped: string) {
-  if (compareCursors(after, head) > 0) return { head, gap: true, complete: head };
-  const gap = compareCursors(dropped, after) > 0;
-  return { head, gap, complete: gap ? dropped : after };
 }
 
 /**
  * The embedded mode's log: one process, so appends are ordered by the event loop. Cursors
- * start at the process's start time, so a cursor from an earlier life is older than every
- * stream's floor and is reported as a gap (that history is gone).
+ * start after the process's start time, and every stream counts as trimmed up to it: a cursor
+ * from an earlier life is a gap (that history is gone).
  */
 export function createInProcessLiveLog(pubsub: PubSub, retention: Retention): LiveLog {
-  const boot = `${Date.now()}-0`;
+  const bootMs = Date.now();
+  const boot = `${bootMs}-0`;
   const streams = new Map<string, { entries: LiveEntry[]; dropped: string; head: string }>();
-  let lastMs = 0;
+  let lastMs = bootMs;
   let seq = 0;
   const nextCursor = () => {
     const now = Date.now();
@@ -157,45 +176,55 @@ export function createInProcessLiveLog(pubsub: PubSub, retention: Retention): Li
     } else seq++;
     return `${lastMs}-${seq}`;
   };
-  const streamOf = (name: string) => {
-    let s = streams.get(name);
-    if (!s) {
-      s = { entries: [], dropped: boot, head: boot };
-      streams.set(name, s);
+  const trim = (s: { entries: LiveEntry[]; dropped: string }) => {
+    const oldest = Date.now() - retention.retentionMs;
+    while (
+      s.entries.length > retention.retentionEvents ||
+      (s.entries.length > 0 && Number((s.entries[0] as LiveEntry).cursor.split("-")[0]) < oldest)
+    ) {
+      s.dropped = (s.entries.shift() as LiveEntry).cursor;
     }
-    return s;
   };
+  // Idle streams are trimmed too, now and then, so a quiet organization's log empties.
+  const sweep = setInterval(
+    () => {
+      for (const s of streams.values()) trim(s);
+    },
+    Math.min(retention.retentionMs, 60_000),
+  );
+  sweep.unref();
   return {
     async append(stream, change) {
-      const s = streamOf(stream);
-      const cursor = nextCursor();
-      const entry: LiveEntry = { id: change.id, kind: change.kind, data: change.data, cursor, prev: s.head };
-      s.entries.push(entry);
-      s.head = cursor;
-      const oldest = Date.now() - retention.retentionMs;
-      while (
-        s.entries.length > retention.retentionEvents ||
-        (s.entries.length > 1 && Number((s.entries[0] as LiveEntry).cursor.split("-")[0]) < oldest)
-      ) {
-        s.dropped = (s.entries.shift() as LiveEntry).cursor;
+      let s = streams.get(stream);
+      if (!s) {
+        s = { entries: [], dropped: boot, head: boot };
+        streams.set(stream, s);
       }
+      const entry: LiveEntry = {
+        id: change.id,
+        kind: change.kind,
+        data: change.data,
+        cursor: nextCursor(),
+        prev: s.head,
+      };
+      s.entries.push(entry);
+      s.head = entry.cursor;
+      trim(s);
       pubsub.publish(LIVE_TOPIC, stream, entry);
-      return cursor;
+      return entry.cursor;
     },
     async read(stream, after, before, limit) {
       const s = streams.get(stream);
-      if (!s) return [];
-      return s.entries
+      if (!s) return { head: boot, dropped: boot, entries: [] };
+      const entries = s.entries
         .filter((e) => compareCursors(e.cursor, after) > 0 && (!before || compareCursors(e.cursor, before) < 0))
         .slice(0, limit);
+      return { head: s.head, dropped: s.dropped, entries };
     },
-    async position(stream, after) {
-      const s = streams.get(stream);
-      // FIRST_CURSOR asks for everything kept: only what this process dropped is a gap for it.
-      if (after === FIRST_CURSOR && (!s || s.dropped === boot))
-        return { head: s?.head ?? boot, gap: false, complete: FIRST_CURSOR };
-      return judge(after, s?.head ?? boot, s?.dropped ?? boot);
+    async head(stream) {
+      return streams.get(stream)?.head ?? boot;
     },
     listening: async () => {},
+    onReconnect: () => () => {},
   };
 }

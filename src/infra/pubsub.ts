@@ -20,10 +20,32 @@ export interface Channels {
   [topic: string]: [organizationId: string, payload: ChangePayload];
 }
 
-export type PubSub = ReturnType<typeof createPubSub<Channels>>;
+/**
+ * Yoga's pub/sub, plus `listen`: a plain callback, called as each message arrives. Subscribing
+ * hands messages over through a Repeater, which holds at most 1024 undelivered pushes and
+ * throws past that, in the publisher's call stack; a listener that must not fall behind a
+ * burst (live feeds, revocations) takes them as they come and keeps its own bounds.
+ */
+export type PubSub = ReturnType<typeof createPubSub<Channels>> & {
+  listen(topic: string, id: string, listener: (payload: ChangePayload) => void): () => void;
+};
+
+function withListen(target: EventTarget): PubSub {
+  const pubsub = createPubSub<Channels>({ eventTarget: target as never });
+  return {
+    ...pubsub,
+    listen(topic, id, listener) {
+      // createPubSub's own naming of a routed topic.
+      const type = `${topic}:${id}`;
+      const callback = (event: Event) => listener((event as CustomEvent).detail as ChangePayload);
+      target.addEventListener(type, callback);
+      return () => target.removeEventListener(type, callback);
+    },
+  };
+}
 
 export function createInProcessPubSub(): PubSub {
-  return createPubSub<Channels>();
+  return withListen(new EventTarget());
 }
 
 /**
@@ -31,7 +53,14 @@ export function createInProcessPubSub(): PubSub {
  * deployments (or test runs) on one Redis never hear each other.
  */
 export function createRedisPubSub(publishClient: Redis, subscribeClient: Redis, prefix: string): PubSub {
-  const target = createRedisEventTarget<CustomEvent>({ publishClient, subscribeClient });
+  // The event target neither waits for nor catches (UN)SUBSCRIBE: one sent as the connection
+  // closes (at shutdown) would be an unhandled rejection. ioredis subscribes again on reconnect.
+  const quiet = {
+    on: subscribeClient.on.bind(subscribeClient),
+    subscribe: (channel: string) => subscribeClient.subscribe(channel).catch(() => 0),
+    unsubscribe: (channel: string) => subscribeClient.unsubscribe(channel).catch(() => 0),
+  };
+  const target = createRedisEventTarget<CustomEvent>({ publishClient, subscribeClient: quiet as unknown as Redis });
   const prefixed: EventTarget = {
     addEventListener: (type, listener, options) => target.addEventListener(prefix + type, listener as never, options),
     removeEventListener: (type, listener, options) =>
@@ -39,5 +68,5 @@ export function createRedisPubSub(publishClient: Redis, subscribeClient: Redis, 
     dispatchEvent: (event) =>
       target.dispatchEvent(new CustomEvent(prefix + event.type, { detail: (event as CustomEvent).detail })),
   };
-  return createPubSub<Channels>({ eventTarget: prefixed as never });
+  return withListen(prefixed);
 }

@@ -62,6 +62,7 @@ export function createDownloadRoutes(deps: AppDeps) {
         authorization: null,
         apiKey: null,
         organization: null,
+        transport: "http",
       })),
       principal,
     };

@@ -11,8 +11,7 @@ import { type WebSocket, WebSocketServer } from "ws";
 import type { AppDeps, Context } from "../context.ts";
 import { AppError } from "../errors.ts";
 import { auditRejectedMutation } from "../features/audit/audit.plugin.ts";
-import { apiKeyCacheKey, type Principal } from "../features/auth/principal.ts";
-import type { ConnectionSlots } from "../infra/connectionSlots.ts";
+import { affectedBy, type Principal } from "../features/auth/principal.ts";
 import { SLOT_TTL_MS } from "../infra/runtime.ts";
 import { toGraphQLError } from "../schema/errors.ts";
 import { clientIp, stringParam, withRequestId, type YogaServer } from "./yoga.ts";
@@ -37,12 +36,14 @@ interface Connection {
   slots: [key: string, connectionId: string][];
   principal?: Principal;
   expiry?: NodeJS.Timeout;
+  /** Each running operation's request id, for the errors that end it. */
+  requestIds: Map<string, string>;
 }
 
 // Close reasons are limited to 123 bytes.
 const reason = (text: string) => Buffer.from(text).subarray(0, 123).toString();
 
-export function attachWebSocketServer(server: Server, yoga: YogaServer, deps: AppDeps & { slots: ConnectionSlots }) {
+export function attachWebSocketServer(server: Server, yoga: YogaServer, deps: AppDeps) {
   const { principals, config, slots } = deps;
   const limits = config.ws;
   const wss = new WebSocketServer({ server, path: yoga.graphqlEndpoint, maxPayload: limits.maxMessageBytes });
@@ -59,7 +60,7 @@ export function attachWebSocketServer(server: Server, yoga: YogaServer, deps: Ap
 
   // Registered before graphql-ws' own listener: every socket is counted, whatever it sends.
   wss.on("connection", (socket, request) => {
-    const connection: Connection = { id: randomUUID(), socket, slots: [] };
+    const connection: Connection = { id: randomUUID(), socket, slots: [], requestIds: new Map() };
     connections.set(socket, connection);
     // ws closes the socket itself on a protocol error (1009 for an oversized message); graphql-ws
     // would also print it to stderr as an "internal error". It is the client's: a debug line.
@@ -86,27 +87,22 @@ export function attachWebSocketServer(server: Server, yoga: YogaServer, deps: Ap
   }, SLOT_TTL_MS / 3);
   refresh.unref();
 
-  // A revocation on any instance closes the sockets it affects here, subscribed or not.
-  const revocations = principals.revocations();
-  void (async () => {
-    for await (const revoked of revocations) {
-      for (const connection of connections.values()) {
-        const p = connection.principal;
-        if (!p) continue;
-        const affected =
-          p.kind === "user"
-            ? revoked.id === p.sessionId
-            : revoked.id === "*" || revoked.id.startsWith(apiKeyCacheKey(""));
-        if (!affected) continue;
-        principals.reload(p).then(
-          (now) => {
-            connection.principal = now;
-          },
-          (err: unknown) => close(connection, CLOSE.FORBIDDEN, describe(err)),
-        );
-      }
+  // A revocation on any instance closes the sockets it affects here, subscribed or not. A
+  // failure to look (the database away) is not a refusal: the socket stays.
+  const offRevoked = principals.onRevoked((revoked) => {
+    for (const connection of connections.values()) {
+      const p = connection.principal;
+      if (!p || !affectedBy(p, revoked)) continue;
+      principals.reload(p).then(
+        (now) => {
+          connection.principal = now;
+        },
+        (err: unknown) => {
+          if (err instanceof AppError) close(connection, CLOSE.FORBIDDEN, describe(err));
+        },
+      );
     }
-  })();
+  });
 
   const disposable = useServer(
     {
@@ -118,6 +114,14 @@ export function attachWebSocketServer(server: Server, yoga: YogaServer, deps: Ap
         const params = ctx.connectionParams;
         const connection = connections.get(ctx.extra.socket);
         if (!connection) return false;
+        // Credentials that are not strings are refused, not taken for no credentials at all.
+        const malformed = Object.entries(params ?? {}).some(
+          ([k, v]) => ["authorization", "x-api-key"].includes(k.toLowerCase()) && v != null && typeof v !== "string",
+        );
+        if (malformed) {
+          close(connection, CLOSE.FORBIDDEN, "BAD_REQUEST: authorization and x-api-key must be strings");
+          return false;
+        }
         let authenticated: Awaited<ReturnType<typeof principals.resolve>>;
         try {
           authenticated = await principals.resolve(
@@ -131,7 +135,12 @@ export function attachWebSocketServer(server: Server, yoga: YogaServer, deps: Ap
         if (!authenticated) return true;
         const { principal, expiresAt } = authenticated;
         const who = principal.kind === "user" ? `user:${principal.userId}` : `key:${principal.apiKeyId}`;
-        if (!(await take(connection, who, limits.maxConnectionsPerUser))) {
+        // Redis away: the connection is let through, as the per-address count does.
+        const allowed = await take(connection, who, limits.maxConnectionsPerUser).catch((err: unknown) => {
+          deps.logger.warn({ err: (err as Error).message }, "connection limit not checked");
+          return true;
+        });
+        if (!allowed) {
           close(connection, CLOSE.TRY_AGAIN_LATER, "Too many connections for this user");
           return false;
         }
@@ -148,17 +157,24 @@ export function attachWebSocketServer(server: Server, yoga: YogaServer, deps: Ap
         }
         return true;
       },
-      onError: (ctx, _id, _payload, errors) => {
-        // A subscription ended because its subscriber fell behind, or its access ended: the
-        // socket goes too, with a code a client can act on.
+      onComplete: (ctx, id) => {
+        connections.get(ctx.extra.socket)?.requestIds.delete(id);
+      },
+      onError: (ctx, id, _payload, errors) => {
+        // A subscription ended because its subscriber fell behind: the socket goes too, with a
+        // code a client can act on.
         const connection = connections.get(ctx.extra.socket);
         const code = errors[0]?.extensions?.code;
         if (!connection) return;
+        const requestId = connection.requestIds.get(id);
+        connection.requestIds.delete(id);
         if (code === "SLOW_CONSUMER")
           close(connection, CLOSE.SLOW_CONSUMER, "SLOW_CONSUMER: resume from your last cursor");
+        return requestId ? withRequestId(errors, requestId, { stripHttp: true }) : undefined;
       },
-      onSubscribe: async (ctx, _id, payload) => {
+      onSubscribe: async (ctx, id, payload) => {
         const requestId = randomUUID();
+        connections.get(ctx.extra.socket)?.requestIds.set(id, requestId);
         // ctx.subscriptions already holds this one.
         if (Object.keys(ctx.subscriptions).length > limits.maxSubscriptions) {
           return [
@@ -233,7 +249,7 @@ export function attachWebSocketServer(server: Server, yoga: YogaServer, deps: Ap
     /** graphql-ws closes every socket with 1001 (going away), then the server. */
     close: async () => {
       clearInterval(refresh);
-      await revocations.return?.();
+      offRevoked();
       await disposable.dispose();
     },
   };

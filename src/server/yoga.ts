@@ -65,6 +65,7 @@ export function createYogaServer(deps: AppDeps) {
           authorization: header("authorization"),
           apiKey: header("x-api-key"),
           organization: header("x-organization-id"),
+          transport: connectionParams ? "ws" : "http",
         });
       } catch (error) {
         // Envelop wraps anything but a GraphQLError thrown here, losing its class and code.

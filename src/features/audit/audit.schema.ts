@@ -95,9 +95,10 @@ builder.prismaObjectField(UserRef, "auditLogs", (t) =>
 
 const AuditEntryAddedRef = liveEventType("AuditEntryAdded", "An entry was added to the organization's audit trail.");
 builder.objectFields(AuditEntryAddedRef, (t) => ({
-  entryId: t.id({ nullable: true, resolve: (item) => item.id }),
+  entryId: t.id({ nullable: true, description: "The entry's id (AuditEntry.id).", resolve: (item) => item.id }),
   entry: t.prismaField({
     type: AuditEntryRef,
+    description: "The audit entry.",
     nullable: true,
     resolve: (query, item, _a, ctx) =>
       item.id === null ? null : ctx.prisma.auditLog.findUnique({ ...query, where: { id: item.id } }),

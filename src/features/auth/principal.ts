@@ -6,7 +6,7 @@ import type { Config } from "../../config.ts";
 import { UnauthenticatedError } from "../../errors.ts";
 import type { OrgRole } from "../../generated/prisma/client.ts";
 import type { PrismaClient } from "../../infra/db.ts";
-import type { PubSub } from "../../infra/pubsub.ts";
+import type { ChangePayload, PubSub } from "../../infra/pubsub.ts";
 import { ROLE_RANK } from "./access.ts";
 import { digest } from "./secrets.ts";
 import { verifyAccessToken } from "./tokens.ts";
@@ -22,6 +22,8 @@ export interface UserPrincipal {
 export interface ApiKeyPrincipal {
   kind: "apiKey";
   apiKeyId: string;
+  /** The key's digest (not the key): what revocations name it by. */
+  keyHash: string;
   expiresAt: Date | null;
   organizationId: string;
   role: OrgRole;
@@ -96,6 +98,7 @@ export function createPrincipalResolver(deps: { config: Config; prisma: PrismaCl
 
   async function keyPrincipal(row: {
     id: string;
+    keyHash: string;
     organizationId: string;
     role: OrgRole;
     createdById: string | null;
@@ -117,6 +120,7 @@ export function createPrincipalResolver(deps: { config: Config; prisma: PrismaCl
     return {
       kind: "apiKey",
       apiKeyId: row.id,
+      keyHash: row.keyHash,
       expiresAt: row.expiresAt,
       organizationId: row.organizationId,
       role: ROLE_RANK[creator.role] < ROLE_RANK[row.role] ? creator.role : row.role,
@@ -148,10 +152,7 @@ export function createPrincipalResolver(deps: { config: Config; prisma: PrismaCl
   };
 
   // Revocations from any instance arrive here; entries are keyed by session id or key digest.
-  const revocations = deps.pubsub.subscribe(REVOKED_TOPIC, "all");
-  void (async () => {
-    for await (const event of revocations) forget(event.id);
-  })();
+  const offRevoked = deps.pubsub.listen(REVOKED_TOPIC, "all", (event) => forget(event.id));
 
   return {
     /** `Authorization: Bearer <jwt or API key>` or `X-API-Key: <key>`. Throws on bad credentials. */
@@ -182,21 +183,41 @@ export function createPrincipalResolver(deps: { config: Config; prisma: PrismaCl
       if (!row) throw new UnauthenticatedError("API_KEY_REVOKED", "The API key has been revoked.");
       return keyPrincipal(row);
     },
-    /** Revocations as they arrive from any instance: a session id, apiKeyCacheKey(hash), or "*". */
-    revocations: () => deps.pubsub.subscribe(REVOKED_TOPIC, "all"),
+    /** Calls back with revocations as they arrive from any instance (see `affectedBy`). */
+    onRevoked: (listener: (revoked: ChangePayload) => void) => deps.pubsub.listen(REVOKED_TOPIC, "all", listener),
     /** A user principal for verified claims (download links carry the same session binding). */
     forClaims: (claims: { sub: string; sid: string }) => cached(claims.sid, () => fromSession(claims.sid, claims.sub)),
-    /** Ends cached access on every instance: a session id, apiKeyCacheKey(hash), or "*" for all. */
-    revoked(id: string) {
+    /**
+     * Ends cached access on every instance: a session id, apiKeyCacheKey(hash), or "*" for all
+     * (with the organization whose memberships changed, when it is one).
+     */
+    revoked(id: string, organizationId?: string) {
       forget(id);
-      deps.pubsub.publish(REVOKED_TOPIC, "all", { id, kind: "DELETED" });
+      deps.pubsub.publish(REVOKED_TOPIC, "all", {
+        id,
+        kind: "DELETED",
+        data: { organizationId: organizationId ?? null },
+      });
     },
-    close: () => revocations.return?.(),
+    close: offRevoked,
   };
 }
 
 export function apiKeyCacheKey(keyHash: string) {
   return `key:${keyHash}`;
+}
+
+/**
+ * Whether a revocation may have ended a principal's access: its session, its key, or a
+ * membership change in its key's organization (a key acts with at most its creator's role).
+ */
+export function affectedBy(principal: Principal, revoked: ChangePayload): boolean {
+  if (principal.kind === "user") return revoked.id === principal.sessionId;
+  if (revoked.id === "*") {
+    const organizationId = revoked.data?.organizationId;
+    return organizationId == null || organizationId === principal.organizationId;
+  }
+  return revoked.id === apiKeyCacheKey(principal.keyHash);
 }
 
 export type PrincipalResolver = ReturnType<typeof createPrincipalResolver>;

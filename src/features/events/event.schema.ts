@@ -152,7 +152,7 @@ builder.mutationFields((t) => ({
     resolve: async (query, _root, { input }, ctx, info) => {
       const target = await ingestTarget(ctx, optionalId(input.organizationId, "Organization"));
       const event = await recordEvent({ ctx, target, draft: validateEvent(target, input.event) });
-      noteAudit(ctx, info, { resourceType: "Event", resourceId: event.id });
+      noteAudit(ctx, info, { organizationId: target.organizationId, resourceType: "Event", resourceId: event.id });
       return ctx.prisma.event.findUniqueOrThrow({ ...query, where: { id: event.id } });
     },
   }),
@@ -189,12 +189,13 @@ builder.objectFields(EventsRecordedRef, (t) => ({
   }),
   eventId: t.id({
     nullable: true,
-    description: "The event, when one was recorded on its own.",
+    description: "The event's id, when one was recorded on its own (null for a batch or import).",
     resolve: (item) => (item.data?.single ? encodeId("Event", item.id as string) : null),
   }),
   event: t.prismaField({
     type: EventRef,
     nullable: true,
+    description: "The event, when one was recorded on its own and you may see it.",
     resolve: (query, item, _a, ctx) =>
       item.data?.single
         ? ctx.prisma.event.findFirst({ ...query, where: { id: item.id as string, ...visibleAnalytics(ctx) } })

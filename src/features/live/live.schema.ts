@@ -2,6 +2,7 @@
 // the kind of change, GAP when part of what was missed is gone, and `liveCursor` to start a
 // subscription exactly where a query's data left off.
 import type { ObjectRef } from "@pothos/core";
+import type { Context } from "../../context.ts";
 import { LIVE_FEEDS, type LiveFeed, type LiveItem } from "../../infra/live.ts";
 import type { PothosTypes } from "../../schema/builder.ts";
 import { builder } from "../../schema/builder.ts";
@@ -21,8 +22,21 @@ export const LiveEventKindRef = builder.enumType("LiveEventKind", {
   },
 });
 
+const FEED_SUBSCRIPTIONS: Record<LiveFeed, string> = {
+  EVENTS: "eventsRecorded",
+  PATTERNS: "patternUpdated",
+  SUGGESTIONS: "suggestionCreated",
+  EXECUTIONS: "workflowExecutionUpdated",
+  IMPORTS: "eventImportProgress",
+  AUDIT: "auditEntryAdded",
+  MEMBERSHIPS: "organizationMembershipChanged",
+};
+
 export const LiveFeedRef = builder.enumType("LiveFeed", {
-  values: Object.fromEntries(LIVE_FEEDS.map((f) => [f, {}])) as Record<LiveFeed, object>,
+  description: "An organization's feed of changes, as one subscription delivers it.",
+  values: Object.fromEntries(
+    LIVE_FEEDS.map((f) => [f, { description: `The feed of \`${FEED_SUBSCRIPTIONS[f]}\`.` }]),
+  ) as Record<LiveFeed, { description: string }>,
 });
 
 export const LiveEventRef = builder.interfaceRef<LiveItem>("LiveEvent").implement({
@@ -31,6 +45,11 @@ export const LiveEventRef = builder.interfaceRef<LiveItem>("LiveEvent").implemen
   fields: (t) => ({
     cursor: t.exposeString("cursor", { description: "Opaque, increasing within the subscription's feed." }),
     kind: t.field({ type: LiveEventKindRef, resolve: (item) => item.kind }),
+    publishedAt: t.field({
+      type: "DateTime",
+      description: "When the change was published (for a GAP: up to when events were dropped).",
+      resolve: (item) => new Date(Number(item.cursor.split("-")[0])),
+    }),
   }),
 });
 
@@ -55,8 +74,12 @@ export function liveSubscription(
     feed: LiveFeed;
     permission: Permission;
     perUser?: boolean;
-    /** An optional argument narrowing the feed to one row, by its global id (`executionId`). */
-    narrow?: { arg: string; typename: string };
+    /** An optional argument narrowing the feed to one row of the organization, by its global id. */
+    narrow?: {
+      arg: string;
+      typename: string;
+      exists: (ctx: Context, id: string, organizationId: string) => Promise<boolean>;
+    };
   },
 ) {
   const { narrow } = options;
@@ -82,7 +105,14 @@ export function liveSubscription(
           after: args.after,
           permission: options.permission,
           perUser: options.perUser,
-          only: only ? (item) => item.id === only : undefined,
+          only:
+            narrow && only
+              ? {
+                  id: only,
+                  resource: narrow.typename,
+                  exists: (organizationId) => narrow.exists(ctx, only, organizationId),
+                }
+              : undefined,
         });
       },
       resolve: (item) => item,
@@ -94,7 +124,7 @@ builder.queryField("liveCursor", (t) =>
   t.string({
     authScopes: { authenticated: true },
     description:
-      "The newest cursor of an organization's feed. Read it with your data, then subscribe with `after` set to it: nothing published in between is missed.",
+      "The newest cursor of an organization's feed. Read it before you read your data, then subscribe with `after` set to it: nothing published since is missed (some events may repeat what your data already shows).",
     args: { organizationId: t.arg.id({ required: true }), feed: t.arg({ type: LiveFeedRef, required: true }) },
     resolve: async (_root, args, ctx) => {
       const organizationId = decodeId(String(args.organizationId), "Organization").id;

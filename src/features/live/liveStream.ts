@@ -3,15 +3,16 @@
 // ends the stream with MEMBERSHIP_REVOKED; a role without the permission with FORBIDDEN); a
 // revoked session or key ends it with its UNAUTHENTICATED code, and so does the access token's
 // expiry. Entries the subscriber may not see (another member's analytics) are left out.
+import { randomUUID } from "node:crypto";
 import { Repeater } from "graphql-yoga";
 import type { Context } from "../../context.ts";
-import { AppError, ForbiddenError, UnauthenticatedError, ValidationError } from "../../errors.ts";
+import { AppError, ForbiddenError, NotFoundError, UnauthenticatedError, ValidationError } from "../../errors.ts";
 import type { OrgRole } from "../../generated/prisma/client.ts";
 import type { LiveFeed, LiveItem } from "../../infra/live.ts";
 import { isCursor } from "../../infra/liveLog.ts";
 import { decodeId } from "../../schema/globalId.ts";
 import { authorize, PERMISSIONS, type Permission } from "../auth/access.ts";
-import { apiKeyCacheKey, type Principal } from "../auth/principal.ts";
+import { affectedBy, type Principal } from "../auth/principal.ts";
 import { actingUserId } from "../events/visibility.ts";
 
 export interface LiveStreamOptions {
@@ -21,14 +22,14 @@ export interface LiveStreamOptions {
   permission: Permission;
   /** Per-user rows (analytics): seen by their user and by owners and admins. */
   perUser?: boolean;
-  /** Narrows the feed further (one execution, say); applied to entries, not to GAPs. */
-  only?: (item: LiveItem) => boolean;
+  /** Narrows the feed to one row (one execution, say); applied to entries, not to GAPs. */
+  only?: { id: string; exists: (organizationId: string) => Promise<boolean>; resource: string };
 }
 
 // setTimeout's limit; a later expiry is not a concern of one connection.
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-export async function liveStream(ctx: Context, options: LiveStreamOptions): Promise<AsyncIterable<LiveItem>> {
+export async function liveStream(ctx: Context, options: LiveStreamOptions): Promise<AsyncIterableIterator<LiveItem>> {
   const organizationId = decodeId(String(options.organizationId), "Organization").id;
   const after = options.after ?? null;
   if (after !== null && !isCursor(after)) {
@@ -36,19 +37,44 @@ export async function liveStream(ctx: Context, options: LiveStreamOptions): Prom
       { path: "after", message: 'must look like "1700000000000-0"' },
     ]);
   }
-  let role: OrgRole = await authorize(ctx, organizationId, options.permission);
+  // The guards listen before access is checked: a removal just after the check is heard.
+  // Until the stream runs, what they hear only marks that access must be looked at again.
   let principal = ctx.principal as Principal;
   const viewerId = actingUserId(ctx);
+  let onChange: () => void = () => {
+    heardEarly = true;
+  };
+  let heardEarly = false;
+  const offMemberships = ctx.live.watch("MEMBERSHIPS", organizationId, (change) => {
+    // A null user: the organization itself is gone.
+    if (change.data?.userId === viewerId || change.data?.userId == null) onChange();
+  });
+  const offRevocations = ctx.principals.onRevoked((revoked) => {
+    if (affectedBy(principal, revoked)) onChange();
+  });
+  const slots: [string, string][] = [];
+  const closeGuards = () => {
+    offMemberships();
+    offRevocations();
+    for (const [key, id] of slots.splice(0)) void ctx.slots.release(key, id).catch(() => undefined);
+  };
+  let role: OrgRole;
+  try {
+    await ctx.live.listening("MEMBERSHIPS", organizationId);
+    role = await authorize(ctx, organizationId, options.permission);
+    if (options.only && !(await options.only.exists(organizationId))) throw new NotFoundError(options.only.resource);
+    if (ctx.transport === "http") await takeSseSlots(ctx, principal, slots);
+  } catch (err) {
+    closeGuards();
+    throw err;
+  }
   const visible = (item: LiveItem) =>
     item.kind === "GAP" ||
-    ((options.only?.(item) ?? true) &&
+    ((!options.only || item.id === options.only.id) &&
       (!options.perUser || role === "OWNER" || role === "ADMIN" || item.data?.userId === viewerId));
-
   const source = ctx.live.subscribe(options.feed, organizationId, after);
-  const memberships = ctx.live.watch("MEMBERSHIPS", organizationId);
-  const revocations = ctx.principals.revocations();
 
-  return new Repeater<LiveItem>(async (push, stop) => {
+  const stream = new Repeater<LiveItem>(async (push, stop) => {
     const expiresIn = ctx.credentialsExpireAt === null ? null : ctx.credentialsExpireAt - Date.now();
     const expiry =
       expiresIn !== null && expiresIn < MAX_TIMER_MS
@@ -62,15 +88,36 @@ export async function liveStream(ctx: Context, options: LiveStreamOptions): Prom
             Math.max(0, expiresIn),
           )
         : undefined;
+    // A membership change or revocation missed while Redis was away: look again.
+    const offReconnect = ctx.live.onReconnect(() => onChange());
     void stop.then(() => {
       clearTimeout(expiry);
+      offReconnect();
+      closeGuards();
       void source.return();
-      void memberships.return?.();
-      void revocations.return?.();
     });
 
-    // Re-reads access; ends the stream when it no longer allows this subscription.
-    const recheck = async () => {
+    // One look at a time; changes heard during a look lead to one more, not one each.
+    let looking: Promise<void> | null = null;
+    let again = false;
+    onChange = () => {
+      if (looking) {
+        again = true;
+        return;
+      }
+      looking = recheck().finally(() => {
+        looking = null;
+        if (again) {
+          again = false;
+          onChange();
+        }
+      });
+    };
+    if (heardEarly) onChange();
+
+    // Re-reads access; ends the stream when it no longer allows this subscription. A failure
+    // to read (the database away) is not a refusal: the stream goes on, the next check decides.
+    async function recheck() {
       try {
         principal = await ctx.principals.reload(principal);
         const now =
@@ -88,24 +135,10 @@ export async function liveStream(ctx: Context, options: LiveStreamOptions): Prom
           throw new ForbiddenError(`Your role (${now.toLowerCase()}) no longer allows this feed.`);
         role = now;
       } catch (err) {
-        stop(err);
+        if (err instanceof AppError) stop(err);
+        else ctx.logger.warn({ err: (err as Error).message }, "live access not rechecked");
       }
-    };
-    void (async () => {
-      for await (const change of memberships) {
-        // A null user: the organization itself is gone.
-        if (change.data?.userId === viewerId || change.data?.userId == null) await recheck();
-      }
-    })();
-    void (async () => {
-      for await (const revoked of revocations) {
-        const mine =
-          principal.kind === "user"
-            ? revoked.id === principal.sessionId
-            : revoked.id === "*" || revoked.id.startsWith(apiKeyCacheKey(""));
-        if (mine) await recheck();
-      }
-    })();
+    }
 
     try {
       for await (const item of source) if (visible(item)) await push(item);
@@ -114,4 +147,36 @@ export async function liveStream(ctx: Context, options: LiveStreamOptions): Prom
       stop(err);
     }
   });
+  // A stream ended before it was first read never runs its cleanup: the guards go here too.
+  const iterator: AsyncIterableIterator<LiveItem> = {
+    [Symbol.asyncIterator]: () => iterator,
+    next: () => stream.next(),
+    return: (value?: unknown) => {
+      closeGuards();
+      return stream.return(value as never);
+    },
+    throw: (error?: unknown) => {
+      closeGuards();
+      return stream.throw(error);
+    },
+  };
+  return iterator;
+}
+
+/**
+ * An SSE stream is a connection of its own: it counts against the same per-user and
+ * per-address limits as WebSockets (with Redis away, it is let through, as they are).
+ */
+async function takeSseSlots(ctx: Context, principal: Principal, taken: [string, string][]) {
+  const id = randomUUID();
+  const { maxConnectionsPerUser, maxConnectionsPerIp } = ctx.config.ws;
+  const wanted: [string, number][] = [
+    [principal.kind === "user" ? `user:${principal.userId}` : `key:${principal.apiKeyId}`, maxConnectionsPerUser],
+    [`ip:${ctx.ip ?? "unknown"}`, maxConnectionsPerIp],
+  ];
+  for (const [key, limit] of wanted) {
+    const ok = await ctx.slots.acquire(key, id, limit).catch(() => true);
+    if (!ok) throw new AppError("TOO_MANY_CONNECTIONS", "Too many live connections; close one and try again.");
+    taken.push([key, id]);
+  }
 }

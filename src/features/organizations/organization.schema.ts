@@ -298,7 +298,7 @@ builder.mutationFields((t) => ({
 }));
 
 const MembershipChangedRef = liveEventType(
-  "MembershipChanged",
+  "OrganizationMembershipChanged",
   "Someone joined the organization (CREATED), changed role (UPDATED) or left it (DELETED).",
 );
 builder.objectFields(MembershipChangedRef, (t) => ({

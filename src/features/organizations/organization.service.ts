@@ -227,7 +227,7 @@ export async function changeMemberRole({ ctx, id, input }: { ctx: Context; id: s
     return updated;
   });
   // API keys act with at most their creator's current role: cached ones must look again.
-  ctx.principals.revoked("*");
+  ctx.principals.revoked("*", membership.organizationId);
   await announceMembership(ctx, updated, "UPDATED");
   return updated;
 }
@@ -270,6 +270,6 @@ async function dropMembership(
     }
   });
   // The member's API keys stop with their membership: cached ones must look again.
-  ctx.principals.revoked("*");
+  ctx.principals.revoked("*", membership.organizationId);
   await announceMembership(ctx, membership, "DELETED");
 }

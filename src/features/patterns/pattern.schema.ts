@@ -240,6 +240,7 @@ builder.objectFields(PatternUpdatedRef, (t) => ({
   patternId: t.id({ nullable: true, resolve: subjectId("Pattern") }),
   pattern: t.prismaField({
     type: PatternRef,
+    description: "The pattern as it is now.",
     nullable: true,
     resolve: (query, item, _a, ctx) =>
       item.id === null

@@ -188,6 +188,7 @@ builder.objectFields(SuggestionCreatedRef, (t) => ({
   suggestionId: t.id({ nullable: true, resolve: subjectId("Suggestion") }),
   suggestion: t.prismaField({
     type: SuggestionRef,
+    description: "The suggestion as it is now.",
     nullable: true,
     resolve: (query, item, _a, ctx) =>
       item.id === null

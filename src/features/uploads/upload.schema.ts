@@ -1,3 +1,4 @@
+import type { Context } from "../../context.ts";
 import { AppError } from "../../errors.ts";
 import { builder } from "../../schema/builder.ts";
 import { encodeId, optionalId } from "../../schema/globalId.ts";
@@ -109,6 +110,7 @@ builder.mutationFields((t) => ({
           format: input.format,
         });
         noteAudit(ctx, info, {
+          organizationId: await uploadOrganization(ctx, result.uploadId),
           resourceType: "Upload",
           resourceId: result.uploadId,
           details: { file: input.file.name },
@@ -116,7 +118,12 @@ builder.mutationFields((t) => ({
         return result;
       } catch (err) {
         if (!(err instanceof ImportRejectedError)) throw err;
-        noteAudit(ctx, info, { resourceType: "Upload", resourceId: err.uploadId, details: { file: input.file.name } });
+        noteAudit(ctx, info, {
+          organizationId: await uploadOrganization(ctx, err.uploadId),
+          resourceType: "Upload",
+          resourceId: err.uploadId,
+          details: { file: input.file.name },
+        });
         throw new AppError(err.code, err.message, { ...err.details, uploadId: encodeId("Upload", err.uploadId) });
       }
     },
@@ -133,7 +140,12 @@ builder.mutationFields((t) => ({
         organizationId: optionalId(input.organizationId, "Organization"),
         file: input.file,
       });
-      noteAudit(ctx, info, { resourceType: "Upload", resourceId: upload.id, details: { file: upload.filename } });
+      noteAudit(ctx, info, {
+        organizationId: upload.organizationId,
+        resourceType: "Upload",
+        resourceId: upload.id,
+        details: { file: upload.filename },
+      });
       return ctx.prisma.upload.findUniqueOrThrow({ ...query, where: { id: upload.id } });
     },
   }),
@@ -144,13 +156,14 @@ type Phase = (typeof PHASES)[number];
 const ImportPhaseRef = builder.enumType("ImportPhase", { values: PHASES });
 
 const ImportProgressRef = liveEventType(
-  "ImportProgress",
+  "EventImportProgress",
   "Progress of an import while it runs: validation, then insertion, by line.",
 );
 builder.objectFields(ImportProgressRef, (t) => ({
   uploadId: t.id({ nullable: true, resolve: subjectId("Upload") }),
   upload: t.prismaField({
     type: UploadRef,
+    description: "The upload as it is now.",
     nullable: true,
     resolve: (query, p, _a, ctx) =>
       p.id === null ? null : ctx.prisma.upload.findFirst({ ...query, where: { id: p.id, ...visibleAnalytics(ctx) } }),
@@ -175,3 +188,9 @@ liveSubscription("eventImportProgress", {
   permission: "read",
   perUser: true,
 });
+
+/** The organization an import went to (the personal one when none was named), for its audit entry. */
+async function uploadOrganization(ctx: Context, uploadId: string) {
+  return (await ctx.prisma.upload.findUniqueOrThrow({ where: { id: uploadId }, select: { organizationId: true } }))
+    .organizationId;
+}

@@ -118,7 +118,10 @@ builder.mutationFields((t) => ({
   }),
 }));
 
-const ExecutionUpdatedRef = liveEventType("ExecutionUpdated", "A run was queued, started, moved a step, or ended.");
+const ExecutionUpdatedRef = liveEventType(
+  "WorkflowExecutionUpdated",
+  "A run was queued, started, moved a step, or ended.",
+);
 builder.objectFields(ExecutionUpdatedRef, (t) => ({
   executionId: t.id({ nullable: true, resolve: subjectId("Execution") }),
   stepKey: t.string({
@@ -151,5 +154,10 @@ liveSubscription("workflowExecutionUpdated", {
   description: "Runs of an organization's workflows: status changes and step progress.",
   feed: "EXECUTIONS",
   permission: "read",
-  narrow: { arg: "executionId", typename: "Execution" },
+  narrow: {
+    arg: "executionId",
+    typename: "Execution",
+    exists: async (ctx, id, organizationId) =>
+      (await ctx.prisma.workflowExecution.count({ where: { id, organizationId } })) > 0,
+  },
 });
