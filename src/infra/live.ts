@@ -21,6 +21,9 @@ export type LiveFeed = (typeof LIVE_FEEDS)[number];
 /** What a live subscriber is handed: an entry, or word that entries after its cursor were dropped. */
 export type LiveItem = LiveEntry | { kind: "GAP"; cursor: string; id: null; data?: undefined };
 
+/** An item as a subscription resolves it: with the organization whose feed it came from. */
+export type LiveEvent = LiveItem & { organizationId: string };
+
 export interface Live {
   /** After the change is committed. Never throws: a change is not undone because its notice failed. */
   publish(
@@ -38,7 +41,15 @@ export interface Live {
   /** Resolves once what is published on the feed from now on reaches this instance. */
   listening(feed: LiveFeed, organizationId: string): Promise<void>;
   onReconnect(listener: () => void): () => void;
+  /**
+   * One load for everyone who asks with the same key within a moment: the many subscribers
+   * of one event, with the same selection, read its row once per instance, not once each.
+   */
+  shared<T>(key: string, load: () => Promise<T>): Promise<T>;
 }
+
+const SHARED_MS = 2_000;
+const SHARED_MAX = 10_000;
 
 const PAGE = 500;
 
@@ -55,7 +66,20 @@ export function createLive(deps: { pubsub: PubSub; log: LiveLog; logger: Logger;
   const { pubsub, log, logger } = deps;
   const streamOf = (feed: LiveFeed, organizationId: string) => `${organizationId}:${feed}`;
 
+  const shared = new Map<string, Promise<unknown>>();
   return {
+    shared<T>(key: string, load: () => Promise<T>) {
+      const hit = shared.get(key) as Promise<T> | undefined;
+      if (hit) return hit;
+      const loading = load();
+      if (shared.size < SHARED_MAX) {
+        shared.set(key, loading);
+        setTimeout(() => shared.delete(key), SHARED_MS).unref();
+        // A failed load is not kept: the next subscriber tries again.
+        loading.catch(() => shared.delete(key));
+      }
+      return loading;
+    },
     async publish(feed, organizationId, change) {
       try {
         await log.append(streamOf(feed, organizationId), change);

@@ -2,7 +2,7 @@ import { isSelf } from "../../context.ts";
 import type { Prisma } from "../../generated/prisma/client.ts";
 import { builder } from "../../schema/builder.ts";
 import { decodeId } from "../../schema/globalId.ts";
-import { liveEventType, liveSubscription } from "../live/live.schema.ts";
+import { liveEventType, liveRow, liveSubscription } from "../live/live.schema.ts";
 import { OrganizationRef, orgPermission } from "../organizations/organization.schema.ts";
 import { UserRef } from "../users/user.schema.ts";
 
@@ -101,7 +101,7 @@ builder.objectFields(AuditEntryAddedRef, (t) => ({
     description: "The audit entry.",
     nullable: true,
     resolve: (query, item, _a, ctx) =>
-      item.id === null ? null : ctx.prisma.auditLog.findUnique({ ...query, where: { id: item.id } }),
+      liveRow(ctx, item, "AuditLog", query, (where) => ctx.prisma.auditLog.findFirst({ ...query, where })),
   }),
 }));
 

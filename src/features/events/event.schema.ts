@@ -2,7 +2,7 @@ import { builder } from "../../schema/builder.ts";
 import { encodeId, optionalId } from "../../schema/globalId.ts";
 import { orderOf, SortDirectionRef } from "../../schema/sort.ts";
 import { noteAudit } from "../audit/audit.ts";
-import { liveEventType, liveSubscription } from "../live/live.schema.ts";
+import { liveEventType, liveRow, liveSubscription } from "../live/live.schema.ts";
 import { OrganizationRef, orgPermission } from "../organizations/organization.schema.ts";
 import { UserRef } from "../users/user.schema.ts";
 import { ingestTarget, recordBatch, recordEvent, validateEvent } from "./event.service.ts";
@@ -197,16 +197,28 @@ builder.objectFields(EventsRecordedRef, (t) => ({
     nullable: true,
     description: "The event, when one was recorded on its own and you may see it.",
     resolve: (query, item, _a, ctx) =>
-      item.data?.single
-        ? ctx.prisma.event.findFirst({ ...query, where: { id: item.id as string, ...visibleAnalytics(ctx) } })
-        : null,
+      liveRow(
+        ctx,
+        item,
+        "Event",
+        query,
+        (where) => ctx.prisma.event.findFirst({ ...query, where }),
+        item.data?.single ? item.id : null,
+      ),
   }),
   user: t.prismaField({
     type: UserRef,
     nullable: true,
     description: "Whose events they are.",
     resolve: (query, item, _a, ctx) =>
-      item.data?.userId ? ctx.prisma.user.findUnique({ ...query, where: { id: String(item.data.userId) } }) : null,
+      liveRow(
+        ctx,
+        item,
+        "User",
+        query,
+        ({ id }) => ctx.prisma.user.findUnique({ ...query, where: { id } }),
+        item.data?.userId ? String(item.data.userId) : null,
+      ),
   }),
 }));
 

@@ -3,7 +3,7 @@
 // subscription exactly where a query's data left off.
 import type { ObjectRef } from "@pothos/core";
 import type { Context } from "../../context.ts";
-import { LIVE_FEEDS, type LiveFeed, type LiveItem } from "../../infra/live.ts";
+import { LIVE_FEEDS, type LiveEvent, type LiveFeed } from "../../infra/live.ts";
 import type { PothosTypes } from "../../schema/builder.ts";
 import { builder } from "../../schema/builder.ts";
 import { decodeId, encodeId, optionalId } from "../../schema/globalId.ts";
@@ -39,7 +39,7 @@ export const LiveFeedRef = builder.enumType("LiveFeed", {
   ) as Record<LiveFeed, { description: string }>,
 });
 
-export const LiveEventRef = builder.interfaceRef<LiveItem>("LiveEvent").implement({
+export const LiveEventRef = builder.interfaceRef<LiveEvent>("LiveEvent").implement({
   description:
     "An event of a live subscription. Pass the last `cursor` you received as `after` when you subscribe again: you receive what you missed, in order and once.",
   fields: (t) => ({
@@ -54,13 +54,32 @@ export const LiveEventRef = builder.interfaceRef<LiveItem>("LiveEvent").implemen
 });
 
 /** An event type: cursor and kind, plus the fields the feature adds with builder.objectFields. */
-export function liveEventType(name: string, description: string): ObjectRef<PothosTypes, LiveItem> {
-  return builder.objectRef<LiveItem>(name).implement({ description, interfaces: [LiveEventRef] });
+export function liveEventType(name: string, description: string): ObjectRef<PothosTypes, LiveEvent> {
+  return builder.objectRef<LiveEvent>(name).implement({ description, interfaces: [LiveEventRef] });
+}
+
+/**
+ * The row an event is about, as it is now, with the subscriber's selection: read once per
+ * instance for all the subscribers of the event that select the same, then resolved for each
+ * with its own field rules. By id within the feed's organization; who may see which rows of
+ * it (another member's analytics) the stream has already decided. Null on a GAP.
+ */
+export function liveRow<T>(
+  ctx: Context,
+  item: LiveEvent,
+  model: string,
+  query: object,
+  load: (where: { id: string; organizationId: string }) => Promise<T>,
+  id: string | null = item.id,
+): Promise<T | null> {
+  if (id === null) return Promise.resolve(null);
+  const key = `${item.organizationId}|${item.cursor}|${model}|${id}|${JSON.stringify(query)}`;
+  return ctx.live.shared(key, () => load({ id, organizationId: item.organizationId }));
 }
 
 /** Resolves the global id of the row an event is about (null on a GAP). */
 export function subjectId(typename: string) {
-  return (item: LiveItem) => (item.id === null ? null : encodeId(typename, item.id));
+  return (item: LiveEvent) => (item.id === null ? null : encodeId(typename, item.id));
 }
 
 const AFTER_DESCRIPTION =
@@ -69,7 +88,7 @@ const AFTER_DESCRIPTION =
 export function liveSubscription(
   name: string,
   options: {
-    type: ObjectRef<PothosTypes, LiveItem>;
+    type: ObjectRef<PothosTypes, LiveEvent>;
     description: string;
     feed: LiveFeed;
     permission: Permission;

@@ -8,7 +8,7 @@ import { Repeater } from "graphql-yoga";
 import type { Context } from "../../context.ts";
 import { AppError, ForbiddenError, NotFoundError, UnauthenticatedError, ValidationError } from "../../errors.ts";
 import type { OrgRole } from "../../generated/prisma/client.ts";
-import type { LiveFeed, LiveItem } from "../../infra/live.ts";
+import type { LiveEvent, LiveFeed, LiveItem } from "../../infra/live.ts";
 import { isCursor } from "../../infra/liveLog.ts";
 import { decodeId } from "../../schema/globalId.ts";
 import { authorize, PERMISSIONS, type Permission } from "../auth/access.ts";
@@ -29,7 +29,7 @@ export interface LiveStreamOptions {
 // setTimeout's limit; a later expiry is not a concern of one connection.
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-export async function liveStream(ctx: Context, options: LiveStreamOptions): Promise<AsyncIterableIterator<LiveItem>> {
+export async function liveStream(ctx: Context, options: LiveStreamOptions): Promise<AsyncIterableIterator<LiveEvent>> {
   const organizationId = decodeId(String(options.organizationId), "Organization").id;
   const after = options.after ?? null;
   if (after !== null && !isCursor(after)) {
@@ -74,7 +74,7 @@ export async function liveStream(ctx: Context, options: LiveStreamOptions): Prom
       (!options.perUser || role === "OWNER" || role === "ADMIN" || item.data?.userId === viewerId));
   const source = ctx.live.subscribe(options.feed, organizationId, after);
 
-  const stream = new Repeater<LiveItem>(async (push, stop) => {
+  const stream = new Repeater<LiveEvent>(async (push, stop) => {
     const expiresIn = ctx.credentialsExpireAt === null ? null : ctx.credentialsExpireAt - Date.now();
     const expiry =
       expiresIn !== null && expiresIn < MAX_TIMER_MS
@@ -141,14 +141,14 @@ export async function liveStream(ctx: Context, options: LiveStreamOptions): Prom
     }
 
     try {
-      for await (const item of source) if (visible(item)) await push(item);
+      for await (const item of source) if (visible(item)) await push({ ...item, organizationId });
       stop();
     } catch (err) {
       stop(err);
     }
   });
   // A stream ended before it was first read never runs its cleanup: the guards go here too.
-  const iterator: AsyncIterableIterator<LiveItem> = {
+  const iterator: AsyncIterableIterator<LiveEvent> = {
     [Symbol.asyncIterator]: () => iterator,
     next: () => stream.next(),
     return: (value?: unknown) => {

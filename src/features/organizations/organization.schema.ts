@@ -4,7 +4,7 @@ import { builder } from "../../schema/builder.ts";
 import { decodeId, encodeId } from "../../schema/globalId.ts";
 import { noteAudit } from "../audit/audit.ts";
 import { activeOrganizationId, PERMISSIONS, type Permission, roleIn } from "../auth/access.ts";
-import { liveEventType, liveSubscription, subjectId } from "../live/live.schema.ts";
+import { liveEventType, liveRow, liveSubscription, subjectId } from "../live/live.schema.ts";
 import {
   acceptInvite,
   changeMemberRole,
@@ -312,12 +312,9 @@ builder.objectFields(MembershipChangedRef, (t) => ({
     nullable: true,
     description: "The membership as it is now; null once deleted.",
     resolve: (query, item, _a, ctx) =>
-      item.id === null
-        ? null
-        : ctx.prisma.organizationMember.findFirst({
-            ...query,
-            where: { id: item.id, organization: visibleOrganizations(ctx) },
-          }),
+      liveRow(ctx, item, "OrganizationMember", query, (where) =>
+        ctx.prisma.organizationMember.findFirst({ ...query, where }),
+      ),
   }),
 }));
 

@@ -3,7 +3,7 @@ import { builder } from "../../schema/builder.ts";
 import { optionalId } from "../../schema/globalId.ts";
 import { orderOf, SortDirectionRef } from "../../schema/sort.ts";
 import { visibleAnalytics } from "../events/visibility.ts";
-import { liveEventType, liveSubscription, subjectId } from "../live/live.schema.ts";
+import { liveEventType, liveRow, liveSubscription, subjectId } from "../live/live.schema.ts";
 import { OrganizationRef, orgPermission } from "../organizations/organization.schema.ts";
 import { UserRef } from "../users/user.schema.ts";
 
@@ -243,9 +243,7 @@ builder.objectFields(PatternUpdatedRef, (t) => ({
     description: "The pattern as it is now.",
     nullable: true,
     resolve: (query, item, _a, ctx) =>
-      item.id === null
-        ? null
-        : ctx.prisma.pattern.findFirst({ ...query, where: { id: item.id, ...visibleAnalytics(ctx) } }),
+      liveRow(ctx, item, "Pattern", query, (where) => ctx.prisma.pattern.findFirst({ ...query, where })),
   }),
 }));
 

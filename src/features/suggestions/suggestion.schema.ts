@@ -4,7 +4,7 @@ import { decodeId, optionalId } from "../../schema/globalId.ts";
 import { orderOf, SortDirectionRef } from "../../schema/sort.ts";
 import { noteAudit } from "../audit/audit.ts";
 import { visibleAnalytics } from "../events/visibility.ts";
-import { liveEventType, liveSubscription, subjectId } from "../live/live.schema.ts";
+import { liveEventType, liveRow, liveSubscription, subjectId } from "../live/live.schema.ts";
 import { OrganizationRef, orgPermission } from "../organizations/organization.schema.ts";
 import { UserRef } from "../users/user.schema.ts";
 import { WorkflowRef } from "../workflows/workflow.schema.ts";
@@ -191,9 +191,7 @@ builder.objectFields(SuggestionCreatedRef, (t) => ({
     description: "The suggestion as it is now.",
     nullable: true,
     resolve: (query, item, _a, ctx) =>
-      item.id === null
-        ? null
-        : ctx.prisma.suggestion.findFirst({ ...query, where: { id: item.id, ...visibleAnalytics(ctx) } }),
+      liveRow(ctx, item, "Suggestion", query, (where) => ctx.prisma.suggestion.findFirst({ ...query, where })),
   }),
 }));
 

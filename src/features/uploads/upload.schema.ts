@@ -5,7 +5,7 @@ import { encodeId, optionalId } from "../../schema/globalId.ts";
 import { noteAudit } from "../audit/audit.ts";
 import { EventRef } from "../events/event.schema.ts";
 import { visibleAnalytics } from "../events/visibility.ts";
-import { liveEventType, liveSubscription, subjectId } from "../live/live.schema.ts";
+import { liveEventType, liveRow, liveSubscription, subjectId } from "../live/live.schema.ts";
 import { OrganizationRef, orgPermission } from "../organizations/organization.schema.ts";
 import { UserRef } from "../users/user.schema.ts";
 import { ImportRejectedError, importEvents, uploadFile } from "./upload.service.ts";
@@ -166,7 +166,7 @@ builder.objectFields(ImportProgressRef, (t) => ({
     description: "The upload as it is now.",
     nullable: true,
     resolve: (query, p, _a, ctx) =>
-      p.id === null ? null : ctx.prisma.upload.findFirst({ ...query, where: { id: p.id, ...visibleAnalytics(ctx) } }),
+      liveRow(ctx, p, "Upload", query, (where) => ctx.prisma.upload.findFirst({ ...query, where })),
   }),
   phase: t.field({
     type: ImportPhaseRef,

@@ -2,7 +2,7 @@ import type { ExecutionStatus } from "../../generated/prisma/client.ts";
 import { builder } from "../../schema/builder.ts";
 import { decodeId } from "../../schema/globalId.ts";
 import { noteAudit } from "../audit/audit.ts";
-import { liveEventType, liveSubscription, subjectId } from "../live/live.schema.ts";
+import { liveEventType, liveRow, liveSubscription, subjectId } from "../live/live.schema.ts";
 import { visibleOrganizations } from "../organizations/organization.schema.ts";
 import { UserRef } from "../users/user.schema.ts";
 import { cancelExecution, runNow } from "./execution.service.ts";
@@ -140,12 +140,9 @@ builder.objectFields(ExecutionUpdatedRef, (t) => ({
     nullable: true,
     description: "The run as it is now.",
     resolve: (query, item, _a, ctx) =>
-      item.id === null
-        ? null
-        : ctx.prisma.workflowExecution.findFirst({
-            ...query,
-            where: { id: item.id, organization: visibleOrganizations(ctx) },
-          }),
+      liveRow(ctx, item, "WorkflowExecution", query, (where) =>
+        ctx.prisma.workflowExecution.findFirst({ ...query, where }),
+      ),
   }),
 }));
 
