@@ -19,15 +19,19 @@ afterAll(() => {
 
 interface Setup {
   live: Live;
-  /** Drops this instance's pub/sub connection, which comes back by itself. */
-  dropPubSub?: () => void;
+  /** Redis only: a second instance on the same Redis, to publish while the first is cut off. */
+  other?: Live;
+  /** Has Redis cut this instance's pub/sub connection (and its commands one): both come back by themselves. */
+  dropRedis?: (commandsToo: boolean) => Promise<void>;
+  /** Lets a feed's entries expire, as Redis does after the retention. */
+  expire?: (organizationId: string) => Promise<void>;
 }
 
 const retention = { retentionMs: 3_600_000, retentionEvents: 600 };
-const implementations: [string, () => Setup][] = [
+const implementations: [string, () => Promise<Setup>][] = [
   [
     "in-process",
-    () => {
+    async () => {
       const pubsub = createInProcessPubSub();
       return { live: createLive({ pubsub, log: createInProcessLiveLog(pubsub, retention), logger, maxQueue: 1000 }) };
     },
@@ -37,16 +41,43 @@ if (services) {
   const { redisUrl, redisKeyPrefix } = services;
   implementations.push([
     "Redis",
-    () => {
+    async () => {
       const prefix = `${redisKeyPrefix}log-${randomUUID().slice(0, 8)}:`;
-      const redis = new Redis(redisUrl, { keyPrefix: prefix });
-      const subscriber = new Redis(redisUrl, { keyPrefix: prefix });
-      opened.push(redis, subscriber);
-      const pubsub = createRedisPubSub(redis, subscriber, prefix);
-      const log = createRedisLiveLog(redis, subscriber, prefix, retention);
+      const name = `live-log-test-${randomUUID().slice(0, 8)}`;
+      const instance = async (n: number) => {
+        // As the server makes them (src/infra/redis.ts): commands fail fast while disconnected.
+        const redis = new Redis(redisUrl, {
+          keyPrefix: prefix,
+          enableOfflineQueue: false,
+          maxRetriesPerRequest: 1,
+          lazyConnect: true,
+          connectionName: `${name}-${n}-commands`,
+        });
+        const subscriber = new Redis(redisUrl, { keyPrefix: prefix, connectionName: `${name}-${n}-subscriber` });
+        opened.push(redis, subscriber);
+        await redis.connect();
+        const pubsub = createRedisPubSub(redis, subscriber, prefix);
+        const log = createRedisLiveLog(redis, subscriber, prefix, retention);
+        return { redis, subscriber, live: createLive({ pubsub, log, logger, maxQueue: 1000 }) };
+      };
+      const one = await instance(1);
       return {
-        live: createLive({ pubsub, log, logger, maxQueue: 1000 }),
-        dropPubSub: () => subscriber.disconnect(true),
+        live: one.live,
+        other: (await instance(2)).live,
+        // Killed by the server, as a Redis restart or a network cut would: what is published
+        // meanwhile never reaches this instance (a client-side close would still receive it).
+        dropRedis: async (commandsToo) => {
+          const admin = new Redis(redisUrl);
+          const clients = String(await admin.client("LIST")).split("\n");
+          const victims = [`${name}-1-subscriber`, ...(commandsToo ? [`${name}-1-commands`] : [])];
+          for (const line of clients) {
+            const id = /\bid=(\d+)\b/.exec(line)?.[1];
+            const client = /\bname=(\S+)/.exec(line)?.[1];
+            if (id && client && victims.includes(client)) await admin.client("KILL", "ID", id);
+          }
+          admin.disconnect();
+        },
+        expire: async (organizationId) => void (await one.redis.del(`live:{${organizationId}:EVENTS}`)),
       };
     },
   ]);
@@ -60,7 +91,7 @@ const range = (prefix: string, n: number) => Array.from({ length: n }, (_, i) =>
 
 describe.each(implementations)("%s feed", (_kind, make) => {
   it("reports a GAP when entries are trimmed while a subscriber is catching up, and loses nothing else", async () => {
-    const { live } = make();
+    const { live } = await make();
     const org = randomUUID();
     const start = await live.head("EVENTS", org);
     await publish(live, org, range("a", 600));
@@ -74,7 +105,7 @@ describe.each(implementations)("%s feed", (_kind, make) => {
   });
 
   it("ends a subscriber that stops reading with SLOW_CONSUMER, without harm to the process or others", async () => {
-    const { live } = make();
+    const { live } = await make();
     const org = randomUUID();
     const stalled = live.subscribe("EVENTS", org, await live.head("EVENTS", org));
     const reader = live.subscribe("EVENTS", org, await live.head("EVENTS", org));
@@ -100,17 +131,49 @@ describe.each(implementations)("%s feed", (_kind, make) => {
     await reader.return();
   });
 
-  it("reads back what pub/sub dropped while its connection was away", async (context) => {
-    const { live, dropPubSub } = make();
-    if (!dropPubSub) return context.skip();
+  it.for([
+    ["its pub/sub connection", false],
+    ["both its connections", true],
+  ] as const)("reads back what pub/sub dropped while %s went away", async ([, commandsToo], context) => {
+    const { live, other, dropRedis } = await make();
+    if (!other || !dropRedis) return context.skip();
     const org = randomUUID();
     const feed = live.subscribe("EVENTS", org, await live.head("EVENTS", org));
-    await publish(live, org, ["before"]);
+    await publish(other, org, ["before"]);
     expect(label((await feed.next()).value)).toBe("before");
-    dropPubSub();
-    // Published while this instance hears nothing, and nothing after it to reveal the hole.
-    await publish(live, org, ["during"]);
+    await dropRedis(commandsToo);
+    // Published elsewhere while this instance hears nothing, and nothing after it to reveal the hole.
+    await publish(other, org, ["during"]);
     expect(label((await feed.next()).value)).toBe("during");
     await feed.return();
+  });
+
+  it("reports a GAP, and only then, when a client resumes a feed whose entries expired", async (context) => {
+    const { live, expire } = await make();
+    if (!expire) return context.skip();
+    const org = randomUUID();
+    const start = await live.head("EVENTS", org);
+    await publish(live, org, ["a", "b"]);
+    const first = live.subscribe("EVENTS", org, start);
+    const a = (await first.next()).value as LiveItem;
+    const b = (await first.next()).value as LiveItem;
+    await first.return();
+    await expire(org);
+
+    // Missed b: a GAP at the newest cursor, then what comes next.
+    const late = live.subscribe("EVENTS", org, a.cursor);
+    const gap = (await late.next()).value as LiveItem;
+    expect(gap).toMatchObject({ kind: "GAP", cursor: b.cursor });
+    await publish(live, org, ["c"]);
+    expect(label((await late.next()).value)).toBe("c");
+    await late.return();
+
+    // Had everything: no GAP, just what comes next.
+    const upToDate = live.subscribe("EVENTS", org, b.cursor);
+    const next = upToDate.next();
+    await publish(live, org, ["d"]);
+    expect(label((await next).value)).toBe("c");
+    expect(label((await upToDate.next()).value)).toBe("d");
+    await upToDate.return();
   });
 });

@@ -8,8 +8,7 @@ export interface ConnectionSlots {
   /** Takes a slot under `key` for `connectionId` unless `limit` are taken. */
   acquire(key: string, connectionId: string, limit: number): Promise<boolean>;
   release(key: string, connectionId: string): Promise<void>;
-  /** Keeps this instance's slots from lapsing; called every ttl/3. */
-  refresh(slots: Iterable<[key: string, connectionId: string]>): Promise<void>;
+  close(): void;
 }
 
 const ACQUIRE = `
@@ -22,23 +21,31 @@ return 1`;
 
 export function createRedisSlots(redis: Redis, ttlMs: number): ConnectionSlots {
   const key = (name: string) => `ws:${name}`;
+  // What this instance holds (WebSockets and SSE streams alike), kept from lapsing while open.
+  const held = new Map<string, [name: string, connectionId: string]>();
+  const refresh = setInterval(() => {
+    if (!held.size) return;
+    const pipeline = redis.pipeline();
+    const until = Date.now() + ttlMs;
+    for (const [name, connectionId] of held.values()) {
+      pipeline.zadd(key(name), "XX", until, connectionId);
+      pipeline.pexpire(key(name), ttlMs);
+    }
+    pipeline.exec().catch(() => undefined);
+  }, ttlMs / 3);
+  refresh.unref();
   return {
     async acquire(name, connectionId, limit) {
       const now = Date.now();
-      return (await redis.eval(ACQUIRE, 1, key(name), now, now + ttlMs, connectionId, limit, ttlMs)) === 1;
+      const ok = (await redis.eval(ACQUIRE, 1, key(name), now, now + ttlMs, connectionId, limit, ttlMs)) === 1;
+      if (ok) held.set(`${name}|${connectionId}`, [name, connectionId]);
+      return ok;
     },
     async release(name, connectionId) {
+      held.delete(`${name}|${connectionId}`);
       await redis.zrem(key(name), connectionId);
     },
-    async refresh(slots) {
-      const pipeline = redis.pipeline();
-      const until = Date.now() + ttlMs;
-      for (const [name, connectionId] of slots) {
-        pipeline.zadd(key(name), "XX", until, connectionId);
-        pipeline.pexpire(key(name), ttlMs);
-      }
-      await pipeline.exec();
-    },
+    close: () => clearInterval(refresh),
   };
 }
 
@@ -57,6 +64,6 @@ export function createInProcessSlots(): ConnectionSlots {
       set?.delete(connectionId);
       if (set?.size === 0) taken.delete(name);
     },
-    async refresh() {},
+    close: () => undefined,
   };
 }

@@ -1,6 +1,7 @@
 // Live feeds: typed per-organization streams of changes that subscribers can resume. A
 // subscriber gets, in cursor order and once each: what it missed after its cursor (or a GAP
 // when part of that is gone), then everything published from then on, on any instance.
+import { setTimeout as sleep } from "node:timers/promises";
 import { Repeater } from "graphql-yoga";
 import { AppError } from "../errors.ts";
 import { compareCursors, FIRST_CURSOR, LIVE_TOPIC, type LiveEntry, type LiveLog } from "./liveLog.ts";
@@ -137,12 +138,14 @@ export function createLive(deps: { pubsub: PubSub; log: LiveLog; logger: Logger;
               cursor = before && compareCursors(page.dropped, before.prev) >= 0 ? before.prev : page.dropped;
               await deliver({ kind: "GAP", cursor, id: null });
             }
+            // Advanced as each is delivered: a catch-up that fails halfway resumes after it.
+            last = cursor;
             for (const entry of page.entries) {
               if (stopped) return;
               await deliver(entry);
               cursor = entry.cursor;
+              last = cursor;
             }
-            last = cursor;
             if (page.entries.length < PAGE) return;
           }
         };
@@ -152,20 +155,34 @@ export function createLive(deps: { pubsub: PubSub; log: LiveLog; logger: Logger;
           await log.listening(stream);
           if (after) await catchUp(after, null);
           else last = await log.head(stream);
+          let failures = 0;
           while (!stopped) {
-            const next = waiting.shift();
+            const next = waiting[0];
             if (next === undefined) {
               await new Promise<void>((resolve) => {
                 wake = resolve;
               });
-            } else if (next === "recheck") {
-              await catchUp(last, null);
-            } else if (compareCursors(next.cursor, last) > 0) {
-              // A hole: entries published while this subscriber was not yet (or no longer) listening.
-              if (next.prev !== last) await catchUp(last, next);
-              if (stopped) break;
-              await deliver(next);
-              last = next.cursor;
+              continue;
+            }
+            try {
+              if (next === "recheck") {
+                // Redis is back: once this instance listens again, read what it missed.
+                await log.listening(stream);
+                await catchUp(last, null);
+              } else if (compareCursors(next.cursor, last) > 0) {
+                // A hole: entries published while this subscriber was not yet (or no longer) listening.
+                if (next.prev !== last) await catchUp(last, next);
+                if (stopped) break;
+                await deliver(next);
+                last = next.cursor;
+              }
+              waiting.shift();
+              failures = 0;
+            } catch (err) {
+              // Redis away (or not quite back): the same step again, a little later.
+              failures++;
+              logger.debug({ err: (err as Error).message, stream }, "live catch-up failed; retrying");
+              await Promise.race([sleep(Math.min(100 * 2 ** failures, 5_000), undefined, { ref: false }), stop]);
             }
           }
         } catch (err) {

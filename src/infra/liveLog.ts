@@ -56,15 +56,15 @@ export function compareCursors(a: string, b: string): number {
 // Atomic, so that the order of publication is the order of cursors on every instance, and
 // each entry names its predecessor: a subscriber that missed one (its Redis connection
 // dropped, or it subscribed while the entry was published) notices and reads it back.
-// Trimmed by age, then by count; the newest cursor trimmed away is kept beside the stream
-// (KEYS[2]), so that a reader learns whether anything after its cursor is gone. Both keys
-// expire with the retention: an idle organization's feeds do not stay in Redis.
+// Trimmed by age, then by count. Beside the stream (KEYS[2]) are its newest cursor and the
+// newest one trimmed away, so that a reader learns whether anything after its cursor is gone.
+// The stream expires with the retention (an idle organization's feed leaves Redis); those two
+// cursors stay far longer (ARGV[6]), and an expired stream counts as trimmed up to its head.
 const APPEND = `
-local last = redis.call("XREVRANGE", KEYS[1], "+", "-", "COUNT", 1)
-local prev = "0-0"
-if last[1] then prev = last[1][1] end
-local id = redis.call("XADD", KEYS[1], "*", "e", ARGV[2])
+local prev = redis.call("HGET", KEYS[2], "head") or "0-0"
 local dropped = false
+if prev ~= "0-0" and redis.call("XLEN", KEYS[1]) == 0 then dropped = prev end
+local id = redis.call("XADD", KEYS[1], "*", "e", ARGV[2])
 local old = redis.call("XREVRANGE", KEYS[1], "(" .. ARGV[3], "-", "COUNT", 1)
 if old[1] then
   dropped = old[1][1]
@@ -79,7 +79,7 @@ end
 redis.call("HSET", KEYS[2], "head", id)
 if dropped then redis.call("HSET", KEYS[2], "dropped", dropped) end
 redis.call("PEXPIRE", KEYS[1], ARGV[5])
-redis.call("PEXPIRE", KEYS[2], ARGV[5])
+redis.call("PEXPIRE", KEYS[2], ARGV[6])
 redis.call("PUBLISH", ARGV[4], '{"cursor":"' .. id .. '","prev":"' .. prev .. '",' .. string.sub(ARGV[2], 2))
 return id`;
 
@@ -87,8 +87,14 @@ return id`;
 // trimmed in between without anyone noticing.
 const READ = `
 local meta = redis.call("HMGET", KEYS[2], "head", "dropped")
+local head = meta[1] or "0-0"
+local dropped = meta[2] or "0-0"
+if redis.call("XLEN", KEYS[1]) == 0 then dropped = head end
 local entries = redis.call("XRANGE", KEYS[1], "(" .. ARGV[1], ARGV[2], "COUNT", ARGV[3])
-return { meta[1] or "0-0", meta[2] or "0-0", entries }`;
+return { head, dropped, entries }`;
+
+/** How long a feed's newest and last trimmed cursors outlive its entries. */
+const META_TTL_MS = 30 * 86_400_000;
 
 export interface Retention {
   retentionMs: number;
@@ -105,11 +111,22 @@ export function createRedisLiveLog(
   const keys = (stream: string) => [`live:{${stream}}`, `live:{${stream}}:meta`];
   // Channel names are not covered by ioredis' keyPrefix: the same prefix as pubsub.ts.
   const channel = (stream: string) => `${channelPrefix}${LIVE_TOPIC}:${stream}`;
+  // One pair of listeners on the connection, fanned out: not one pair per subscriber.
+  const reconnectListeners = new Set<() => void>();
+  let connected = true;
+  subscriber.on("close", () => {
+    connected = false;
+  });
+  // ioredis subscribes again on reconnect, then says "ready".
+  subscriber.on("ready", () => {
+    if (!connected) for (const listener of reconnectListeners) listener();
+    connected = true;
+  });
   return {
     async append(stream, change) {
       const body = JSON.stringify({ id: change.id, kind: change.kind, data: change.data });
       const minId = `${Date.now() - retention.retentionMs}-0`;
-      const args = [retention.retentionEvents, body, minId, channel(stream), retention.retentionMs];
+      const args = [retention.retentionEvents, body, minId, channel(stream), retention.retentionMs, META_TTL_MS];
       return String(await redis.eval(APPEND, 2, ...keys(stream), ...args));
     },
     async read(stream, after, before, limit) {
@@ -138,21 +155,8 @@ export function createRedisLiveLog(
       await subscriber.subscribe(channel(stream));
     },
     onReconnect(listener) {
-      let connected = true;
-      const down = () => {
-        connected = false;
-      };
-      // ioredis subscribes again on reconnect, then says "ready".
-      const up = () => {
-        if (!connected) listener();
-        connected = true;
-      };
-      subscriber.on("close", down);
-      subscriber.on("ready", up);
-      return () => {
-        subscriber.off("close", down);
-        subscriber.off("ready", up);
-      };
+      reconnectListeners.add(listener);
+      return () => reconnectListeners.delete(listener);
     },
   };
 }

@@ -64,15 +64,17 @@ export async function openRuntime(config: Config, logger: Logger): Promise<Runti
     await db.close();
     throw new StartupError(`Redis at REDIS_URL is unreachable: ${(err as Error).message}`);
   }
+  const slots = createRedisSlots(redis, SLOT_TTL_MS);
   return {
     db,
     secrets,
     redis,
     pubsub: createRedisPubSub(redis, subscriber, config.redisKeyPrefix),
     liveLog: createRedisLiveLog(redis, subscriber, config.redisKeyPrefix, config.live),
-    slots: createRedisSlots(redis, SLOT_TTL_MS),
+    slots,
     locks: createRedisLocks(redis),
     async close() {
+      slots.close();
       await Promise.allSettled([redis.quit(), subscriber.quit()]);
       await db.close();
     },

@@ -12,7 +12,6 @@ import type { AppDeps, Context } from "../context.ts";
 import { AppError } from "../errors.ts";
 import { auditRejectedMutation } from "../features/audit/audit.plugin.ts";
 import { affectedBy, type Principal } from "../features/auth/principal.ts";
-import { SLOT_TTL_MS } from "../infra/runtime.ts";
 import { toGraphQLError } from "../schema/errors.ts";
 import { clientIp, stringParam, withRequestId, type YogaServer } from "./yoga.ts";
 
@@ -81,11 +80,6 @@ export function attachWebSocketServer(server: Server, yoga: YogaServer, deps: Ap
       },
     );
   });
-  const refresh = setInterval(() => {
-    const held = [...connections.values()].flatMap((c) => c.slots);
-    if (held.length) void slots.refresh(held).catch(() => undefined);
-  }, SLOT_TTL_MS / 3);
-  refresh.unref();
 
   // A revocation on any instance closes the sockets it affects here, subscribed or not. A
   // failure to look (the database away) is not a refusal: the socket stays.
@@ -174,7 +168,6 @@ export function attachWebSocketServer(server: Server, yoga: YogaServer, deps: Ap
       },
       onSubscribe: async (ctx, id, payload) => {
         const requestId = randomUUID();
-        connections.get(ctx.extra.socket)?.requestIds.set(id, requestId);
         // ctx.subscriptions already holds this one.
         if (Object.keys(ctx.subscriptions).length > limits.maxSubscriptions) {
           return [
@@ -220,6 +213,8 @@ export function attachWebSocketServer(server: Server, yoga: YogaServer, deps: Ap
           const errors = enveloped.validate(enveloped.schema, document);
           if (errors.length) return refuse(toGraphQLError(errors[0]), errors);
           const contextValue = await enveloped.contextFactory();
+          // Kept for the errors that may end it later; errors returned here carry it already.
+          connections.get(ctx.extra.socket)?.requestIds.set(id, requestId);
           return {
             schema: enveloped.schema,
             document,
@@ -248,7 +243,6 @@ export function attachWebSocketServer(server: Server, yoga: YogaServer, deps: Ap
     wss,
     /** graphql-ws closes every socket with 1001 (going away), then the server. */
     close: async () => {
-      clearInterval(refresh);
       offRevoked();
       await disposable.dispose();
     },

@@ -141,7 +141,11 @@ export async function liveStream(ctx: Context, options: LiveStreamOptions): Prom
     }
 
     try {
-      for await (const item of source) if (visible(item)) await push({ ...item, organizationId });
+      for await (const item of source) {
+        // A look at access under way decides first: a demoted admin's next item is a member's.
+        if (looking) await looking;
+        if (visible(item)) await push({ ...item, organizationId });
+      }
       stop();
     } catch (err) {
       stop(err);
