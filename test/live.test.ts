@@ -44,6 +44,29 @@ async function sharedOrg(owner: TestUser) {
   return r.data.organizationCreate.id;
 }
 
+async function createWorkflow(user: TestUser, name: string, steps: Record<string, unknown>[]) {
+  const r = await gql<{ workflowCreate: { id: string } }>(
+    suite.url,
+    "mutation($input: WorkflowCreateInput!) { workflowCreate(input: $input) { id } }",
+    { token: user.token, variables: { input: { organizationId: user.org.id, name, definition: { steps } } } },
+  );
+  if (!r.data) throw new Error(JSON.stringify(r.errors));
+  return r.data.workflowCreate.id;
+}
+
+async function runWorkflow(user: TestUser, id: string) {
+  const r = await gql<{ workflowRun: { id: string } }>(
+    suite.url,
+    "mutation($id: ID!) { workflowRun(id: $id) { id } }",
+    {
+      token: user.token,
+      variables: { id },
+    },
+  );
+  if (!r.data) throw new Error(JSON.stringify(r.errors));
+  return r.data.workflowRun.id;
+}
+
 function eventsFeed(user: Pick<TestUser, "token">, org: string, after?: string | null) {
   return subscribe<Recorded>(suite.server.wsUrl, bearer(user), EVENTS, { org, after });
 }
@@ -84,25 +107,10 @@ describe("feeds", () => {
 
   it("workflowExecutionUpdated: a run from queued to done, step by step", async () => {
     const alice = await createUser(suite.url);
-    const created = await gql<{ workflowCreate: { id: string } }>(
-      suite.url,
-      "mutation($input: WorkflowCreateInput!) { workflowCreate(input: $input) { id } }",
-      {
-        token: alice.token,
-        variables: {
-          input: {
-            organizationId: alice.org.id,
-            name: "two steps",
-            definition: {
-              steps: [
-                { id: "first", type: "transform", template: { n: 1 } },
-                { id: "second", type: "transform", template: { n: 2 } },
-              ],
-            },
-          },
-        },
-      },
-    );
+    const workflow = await createWorkflow(alice, "two steps", [
+      { id: "first", type: "transform", template: { n: 1 } },
+      { id: "second", type: "transform", template: { n: 2 } },
+    ]);
     const after = await liveCursor(suite.url, alice.token, alice.org.id, "EXECUTIONS");
     const feed = subscribe<{ kind: string; stepKey: string | null; stepStatus: string | null; executionId: string }>(
       suite.server.wsUrl,
@@ -110,16 +118,9 @@ describe("feeds", () => {
       "subscription($org: ID!, $after: String) { workflowExecutionUpdated(organizationId: $org, after: $after) { kind stepKey stepStatus executionId } }",
       { org: alice.org.id, after },
     );
-    const run = await gql<{ workflowRun: { id: string } }>(
-      suite.url,
-      "mutation($id: ID!) { workflowRun(id: $id) { id } }",
-      {
-        token: alice.token,
-        variables: { id: created.data?.workflowCreate.id },
-      },
-    );
+    const run = await runWorkflow(alice, workflow);
     const events = await feed.next(6);
-    expect(events.every((e) => e.executionId === run.data?.workflowRun.id)).toBe(true);
+    expect(events.every((e) => e.executionId === run)).toBe(true);
     expect(events.map((e) => [e.kind, e.stepKey, e.stepStatus])).toEqual([
       ["CREATED", null, null],
       ["UPDATED", "first", "RUNNING"],
@@ -133,29 +134,22 @@ describe("feeds", () => {
       "query($id: ID!) { node(id: $id) { ... on Execution { status } } }",
       {
         token: alice.token,
-        variables: { id: run.data?.workflowRun.id },
+        variables: { id: run },
       },
     );
     expect(status.data?.node.status).toBe("SUCCEEDED");
     await feed.close();
 
     // Narrowed to one run, resuming from the same cursor: only that run's events.
-    const second = await gql<{ workflowRun: { id: string } }>(
-      suite.url,
-      "mutation($id: ID!) { workflowRun(id: $id) { id } }",
-      {
-        token: alice.token,
-        variables: { id: created.data?.workflowCreate.id },
-      },
-    );
+    const second = await runWorkflow(alice, workflow);
     const narrowed = subscribe<{ executionId: string }>(
       suite.server.wsUrl,
       bearer(alice),
       "subscription($org: ID!, $after: String, $run: ID) { workflowExecutionUpdated(organizationId: $org, after: $after, executionId: $run) { executionId } }",
-      { org: alice.org.id, after, run: second.data?.workflowRun.id },
+      { org: alice.org.id, after, run: second },
     );
     const secondEvents = await narrowed.next(6);
-    expect(secondEvents.every((e) => e.executionId === second.data?.workflowRun.id)).toBe(true);
+    expect(secondEvents.every((e) => e.executionId === second)).toBe(true);
     await narrowed.close();
   });
 
@@ -229,33 +223,15 @@ describe("who receives what", () => {
   it("answers NOT_FOUND for one run of another organization", async () => {
     const alice = await createUser(suite.url);
     const mallory = await createUser(suite.url);
-    const workflow = await gql<{ workflowCreate: { id: string } }>(
-      suite.url,
-      "mutation($input: WorkflowCreateInput!) { workflowCreate(input: $input) { id } }",
-      {
-        token: alice.token,
-        variables: {
-          input: {
-            organizationId: alice.org.id,
-            name: "w",
-            definition: { steps: [{ id: "t", type: "transform", template: {} }] },
-          },
-        },
-      },
-    );
-    const run = await gql<{ workflowRun: { id: string } }>(
-      suite.url,
-      "mutation($id: ID!) { workflowRun(id: $id) { id } }",
-      {
-        token: alice.token,
-        variables: { id: workflow.data?.workflowCreate.id },
-      },
+    const run = await runWorkflow(
+      alice,
+      await createWorkflow(alice, "w", [{ id: "t", type: "transform", template: {} }]),
     );
     const snooping = subscribe(
       suite.server.wsUrl,
       bearer(mallory),
       "subscription($org: ID!, $run: ID) { workflowExecutionUpdated(organizationId: $org, executionId: $run) { kind } }",
-      { org: mallory.org.id, run: run.data?.workflowRun.id },
+      { org: mallory.org.id, run },
     );
     expect(errorCode({ errors: (await snooping.ended()) as never })).toBe("NOT_FOUND");
     await snooping.close();
