@@ -9,6 +9,7 @@ import { definitionSchema, type Step } from "../features/workflows/definition.ts
 import { announce, EXECUTION_QUEUE } from "../features/workflows/execution.service.ts";
 import { ConditionFalse, runStep, type StepScope } from "../features/workflows/steps.ts";
 import type { ExecutionStatus, Prisma } from "../generated/prisma/client.ts";
+import { deadlineSignal } from "../infra/deadline.ts";
 
 export interface ExecutionWorkerOptions {
   workerId: string;
@@ -236,7 +237,7 @@ export function startExecutionWorker(deps: Deps, options: ExecutionWorkerOptions
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
       // A delay's own length does not count against the default step timeout.
       const timeoutMs = step.timeoutMs ?? DEFAULT_STEP_TIMEOUT_MS + (step.type === "delay" ? step.ms : 0);
-      const stepSignal = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
+      const deadline = deadlineSignal(signal, timeoutMs);
       let output: unknown;
       let holds = true;
       try {
@@ -245,7 +246,7 @@ export function startExecutionWorker(deps: Deps, options: ExecutionWorkerOptions
           organizationId: execution.organizationId,
           userId: execution.triggeredById ?? execution.workflow.createdById,
           scope,
-          signal: stepSignal,
+          signal: deadline.signal,
           log: (line) => logs.push(`[attempt ${attempt}] ${line}`),
         });
       } catch (err) {
@@ -258,7 +259,7 @@ export function startExecutionWorker(deps: Deps, options: ExecutionWorkerOptions
           return "aborted";
         } else {
           last =
-            stepSignal.aborted && !signal.aborted
+            deadline.timedOut() && !signal.aborted
               ? new AppError("STEP_TIMEOUT", `took longer than ${timeoutMs} ms`)
               : (err as Error);
           logs.push(`[attempt ${attempt}] ${last instanceof AppError ? `${last.code}: ` : ""}${last.message}`);
@@ -273,6 +274,8 @@ export function startExecutionWorker(deps: Deps, options: ExecutionWorkerOptions
           }
           continue;
         }
+      } finally {
+        deadline.clear();
       }
       // Recorded outside the try: a failed write must not run the step (and its side effect) again.
       scope.steps[step.id] = { output };

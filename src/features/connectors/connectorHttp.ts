@@ -1,6 +1,7 @@
 // Every call a connector makes: only to allowed hosts, with a timeout, and errors that name
 // what went wrong without echoing credentials.
 import { AppError } from "../../errors.ts";
+import { deadlineSignal } from "../../infra/deadline.ts";
 
 export interface ConnectorNetwork {
   allowedHosts: string[];
@@ -26,10 +27,17 @@ export interface ConnectorResponse {
   json(): unknown;
 }
 
+interface ConnectorRequest {
+  method: string;
+  headers?: Record<string, string>;
+  body?: string | Uint8Array;
+  signal?: AbortSignal;
+}
+
 export async function connectorFetch(
   network: ConnectorNetwork,
   url: string,
-  init: { method: string; headers?: Record<string, string>; body?: string | Uint8Array; signal?: AbortSignal },
+  init: ConnectorRequest,
 ): Promise<ConnectorResponse> {
   let target: URL;
   try {
@@ -46,20 +54,32 @@ export async function connectorFetch(
       `${target.host} is not in CONNECTOR_ALLOWED_HOSTS; ask an operator to allow it.`,
     );
   }
-  const timeout = AbortSignal.timeout(network.timeoutMs);
-  const signal = init.signal ? AbortSignal.any([init.signal, timeout]) : timeout;
+  const deadline = deadlineSignal(init.signal, network.timeoutMs);
+  try {
+    return await call(target, init, deadline, network.timeoutMs);
+  } finally {
+    deadline.clear();
+  }
+}
+
+async function call(
+  target: URL,
+  init: ConnectorRequest,
+  deadline: ReturnType<typeof deadlineSignal>,
+  timeoutMs: number,
+): Promise<ConnectorResponse> {
   let response: Response;
   try {
     response = await fetch(target, {
       method: init.method,
       headers: init.headers,
       body: init.body as BodyInit | undefined,
-      signal,
+      signal: deadline.signal,
       redirect: "manual",
     });
   } catch (err) {
-    if (timeout.aborted) {
-      throw new ConnectorError("CONNECTOR_TIMEOUT", `${target.host} did not answer within ${network.timeoutMs} ms.`);
+    if (deadline.timedOut()) {
+      throw new ConnectorError("CONNECTOR_TIMEOUT", `${target.host} did not answer within ${timeoutMs} ms.`);
     }
     if (init.signal?.aborted) throw new ConnectorError("CANCELLED", "The call was cancelled.");
     throw new ConnectorError(
