@@ -67,3 +67,10 @@ export function createInProcessSlots(): ConnectionSlots {
     close: () => undefined,
   };
 }
+
+/** The slot names a connection takes, whatever carries it (a WebSocket, an SSE stream). */
+export const slotOf = {
+  ip: (ip: string | null) => `ip:${ip ?? "unknown"}`,
+  who: (principal: { kind: "user"; userId: string } | { kind: "apiKey"; apiKeyId: string }) =>
+    principal.kind === "user" ? `user:${principal.userId}` : `key:${principal.apiKeyId}`,
+};

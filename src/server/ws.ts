@@ -11,7 +11,8 @@ import { type WebSocket, WebSocketServer } from "ws";
 import type { AppDeps, Context } from "../context.ts";
 import { AppError } from "../errors.ts";
 import { auditRejectedMutation } from "../features/audit/audit.plugin.ts";
-import { affectedBy, type Principal } from "../features/auth/principal.ts";
+import { affectedBy, expiredError, type Principal } from "../features/auth/principal.ts";
+import { slotOf } from "../infra/connectionSlots.ts";
 import { toGraphQLError } from "../schema/errors.ts";
 import { clientIp, stringParam, withRequestId, type YogaServer } from "./yoga.ts";
 
@@ -72,8 +73,7 @@ export function attachWebSocketServer(server: Server, yoga: YogaServer, deps: Ap
       clearTimeout(connection.expiry);
       for (const [key, id] of connection.slots) void slots.release(key, id).catch(() => undefined);
     });
-    const ip = clientIp(request, config.trustProxy) ?? "unknown";
-    void take(connection, `ip:${ip}`, limits.maxConnectionsPerIp).then(
+    void take(connection, slotOf.ip(clientIp(request, config.trustProxy)), limits.maxConnectionsPerIp).then(
       (ok) => ok || close(connection, CLOSE.TRY_AGAIN_LATER, "Too many connections from this address"),
       (err: unknown) => {
         deps.logger.warn({ err: (err as Error).message }, "connection limit not checked");
@@ -128,7 +128,7 @@ export function attachWebSocketServer(server: Server, yoga: YogaServer, deps: Ap
         }
         if (!authenticated) return true;
         const { principal, expiresAt } = authenticated;
-        const who = principal.kind === "user" ? `user:${principal.userId}` : `key:${principal.apiKeyId}`;
+        const who = slotOf.who(principal);
         // Redis away: the connection is let through, as the per-address count does.
         const allowed = await take(connection, who, limits.maxConnectionsPerUser).catch((err: unknown) => {
           deps.logger.warn({ err: (err as Error).message }, "connection limit not checked");
@@ -140,12 +140,8 @@ export function attachWebSocketServer(server: Server, yoga: YogaServer, deps: Ap
         }
         connection.principal = principal;
         if (expiresAt !== null && expiresAt - Date.now() < 2 ** 31 - 1) {
-          const expired =
-            principal.kind === "user"
-              ? "TOKEN_EXPIRED: The access token has expired"
-              : "API_KEY_EXPIRED: The API key has expired";
           connection.expiry = setTimeout(
-            () => close(connection, CLOSE.FORBIDDEN, expired),
+            () => close(connection, CLOSE.FORBIDDEN, describe(expiredError(principal))),
             Math.max(0, expiresAt - Date.now()),
           );
         }

@@ -56,15 +56,19 @@ export function roleIn(ctx: Context, organizationId: string): Promise<OrgRole | 
   const key = `role:${organizationId}`;
   let role = ctx.memo.get(key) as Promise<OrgRole | null> | undefined;
   if (!role) {
-    role = ctx.prisma.organizationMember
-      .findUnique({
-        where: { organizationId_userId: { organizationId, userId: principal.userId } },
-        select: { role: true },
-      })
-      .then((m) => m?.role ?? null);
+    role = memberRole(ctx.prisma, organizationId, principal.userId);
     ctx.memo.set(key, role);
   }
   return role;
+}
+
+/** A user's role in an organization as it is now (not memoized: for what outlives a request). */
+export async function memberRole(prisma: Context["prisma"], organizationId: string, userId: string) {
+  const membership = await prisma.organizationMember.findUnique({
+    where: { organizationId_userId: { organizationId, userId } },
+    select: { role: true },
+  });
+  return membership?.role ?? null;
 }
 
 /** Throws NOT_FOUND without a membership and FORBIDDEN without the permission; returns the role. */

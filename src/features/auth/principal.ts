@@ -203,6 +203,13 @@ export function createPrincipalResolver(deps: { config: Config; prisma: PrismaCl
   };
 }
 
+/** What ends a principal's access when its credentials run out. */
+export function expiredError(principal: Principal): UnauthenticatedError {
+  return principal.kind === "user"
+    ? new UnauthenticatedError("TOKEN_EXPIRED", "The access token has expired; refresh it.")
+    : new UnauthenticatedError("API_KEY_EXPIRED", "The API key has expired.");
+}
+
 export function apiKeyCacheKey(keyHash: string) {
   return `key:${keyHash}`;
 }

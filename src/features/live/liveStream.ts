@@ -6,13 +6,14 @@
 import { randomUUID } from "node:crypto";
 import { Repeater } from "graphql-yoga";
 import type { Context } from "../../context.ts";
-import { AppError, ForbiddenError, NotFoundError, UnauthenticatedError, ValidationError } from "../../errors.ts";
+import { AppError, ForbiddenError, NotFoundError, ValidationError } from "../../errors.ts";
 import type { OrgRole } from "../../generated/prisma/client.ts";
+import { slotOf } from "../../infra/connectionSlots.ts";
 import type { LiveEvent, LiveFeed, LiveItem } from "../../infra/live.ts";
 import { isCursor } from "../../infra/liveLog.ts";
 import { decodeId } from "../../schema/globalId.ts";
-import { authorize, PERMISSIONS, type Permission } from "../auth/access.ts";
-import { affectedBy, type Principal } from "../auth/principal.ts";
+import { authorize, memberRole, PERMISSIONS, type Permission } from "../auth/access.ts";
+import { affectedBy, expiredError, type Principal } from "../auth/principal.ts";
 import { actingUserId } from "../events/visibility.ts";
 
 export interface LiveStreamOptions {
@@ -78,15 +79,7 @@ export async function liveStream(ctx: Context, options: LiveStreamOptions): Prom
     const expiresIn = ctx.credentialsExpireAt === null ? null : ctx.credentialsExpireAt - Date.now();
     const expiry =
       expiresIn !== null && expiresIn < MAX_TIMER_MS
-        ? setTimeout(
-            () =>
-              stop(
-                principal.kind === "user"
-                  ? new UnauthenticatedError("TOKEN_EXPIRED", "The access token has expired; refresh it.")
-                  : new UnauthenticatedError("API_KEY_EXPIRED", "The API key has expired."),
-              ),
-            Math.max(0, expiresIn),
-          )
+        ? setTimeout(() => stop(expiredError(principal)), Math.max(0, expiresIn))
         : undefined;
     // A membership change or revocation missed while Redis was away: look again.
     const offReconnect = ctx.live.onReconnect(() => onChange());
@@ -121,14 +114,7 @@ export async function liveStream(ctx: Context, options: LiveStreamOptions): Prom
       try {
         principal = await ctx.principals.reload(principal);
         const now =
-          principal.kind === "apiKey"
-            ? principal.role
-            : (
-                await ctx.prisma.organizationMember.findUnique({
-                  where: { organizationId_userId: { organizationId, userId: principal.userId } },
-                  select: { role: true },
-                })
-              )?.role;
+          principal.kind === "apiKey" ? principal.role : await memberRole(ctx.prisma, organizationId, principal.userId);
         if (!now)
           throw new AppError("MEMBERSHIP_REVOKED", "You are no longer a member of this organization; this feed ended.");
         if (!PERMISSIONS[now].has(options.permission))
@@ -175,8 +161,8 @@ async function takeSseSlots(ctx: Context, principal: Principal, taken: [string, 
   const id = randomUUID();
   const { maxConnectionsPerUser, maxConnectionsPerIp } = ctx.config.ws;
   const wanted: [string, number][] = [
-    [principal.kind === "user" ? `user:${principal.userId}` : `key:${principal.apiKeyId}`, maxConnectionsPerUser],
-    [`ip:${ctx.ip ?? "unknown"}`, maxConnectionsPerIp],
+    [slotOf.who(principal), maxConnectionsPerUser],
+    [slotOf.ip(ctx.ip), maxConnectionsPerIp],
   ];
   for (const [key, limit] of wanted) {
     const ok = await ctx.slots.acquire(key, id, limit).catch(() => true);

@@ -1,4 +1,3 @@
-import type { Context } from "../../context.ts";
 import { AppError } from "../../errors.ts";
 import { builder } from "../../schema/builder.ts";
 import { encodeId, optionalId } from "../../schema/globalId.ts";
@@ -110,7 +109,7 @@ builder.mutationFields((t) => ({
           format: input.format,
         });
         noteAudit(ctx, info, {
-          organizationId: await uploadOrganization(ctx, result.uploadId),
+          organizationId: result.organizationId,
           resourceType: "Upload",
           resourceId: result.uploadId,
           details: { file: input.file.name },
@@ -119,7 +118,7 @@ builder.mutationFields((t) => ({
       } catch (err) {
         if (!(err instanceof ImportRejectedError)) throw err;
         noteAudit(ctx, info, {
-          organizationId: await uploadOrganization(ctx, err.uploadId),
+          organizationId: err.organizationId,
           resourceType: "Upload",
           resourceId: err.uploadId,
           details: { file: input.file.name },
@@ -188,9 +187,3 @@ liveSubscription("eventImportProgress", {
   permission: "read",
   perUser: true,
 });
-
-/** The organization an import went to (the personal one when none was named), for its audit entry. */
-async function uploadOrganization(ctx: Context, uploadId: string) {
-  return (await ctx.prisma.upload.findUniqueOrThrow({ where: { id: uploadId }, select: { organizationId: true } }))
-    .organizationId;
-}

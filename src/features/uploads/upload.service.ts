@@ -228,7 +228,7 @@ async function importStored(
   );
   await progress("COMPLETED", total, total);
   if (stored > 0) await notifyRecorded(ctx, target, { count: stored });
-  return { uploadId: upload.id, duplicates: total - stored };
+  return { uploadId: upload.id, organizationId: target.organizationId, duplicates: total - stored };
 }
 
 async function failImport(
@@ -262,6 +262,7 @@ async function failImport(
     `Nothing imported: ${errorCount} bad line(s). ${shown}${errors.length > 5 ? "; …" : ""}`,
     errors,
     uploadId,
+    organizationId,
   );
 }
 
@@ -271,6 +272,7 @@ export class ImportRejectedError extends ValidationError {
     message: string,
     fieldErrors: FieldError[],
     readonly uploadId: string,
+    readonly organizationId: string,
   ) {
     super(message, fieldErrors, "IMPORT_INVALID");
   }
