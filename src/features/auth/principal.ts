@@ -9,7 +9,7 @@ import type { PrismaClient } from "../../infra/db.ts";
 import type { ChangePayload, PubSub } from "../../infra/pubsub.ts";
 import { ROLE_RANK } from "./access.ts";
 import { digest } from "./secrets.ts";
-import { verifyAccessToken } from "./tokens.ts";
+import { type AccessClaims, verifyAccessToken } from "./tokens.ts";
 
 export interface UserPrincipal {
   kind: "user";
@@ -43,15 +43,22 @@ const CACHE_TTL_MS = 30_000;
 const REVOKED_TOPIC = "auth:revoked";
 const LAST_USED_RESOLUTION_MS = 60_000;
 
-interface Entry {
+/** A credential's principal, and until when the credential itself holds (epoch ms; null: no end). */
+interface Loaded {
   principal: Principal;
-  expiresAt: number;
+  until: number | null;
+}
+
+interface Entry extends Loaded {
+  /** When the cache must look again, whatever happens in between. */
+  staleAt: number;
 }
 
 export function createPrincipalResolver(deps: { config: Config; prisma: PrismaClient; pubsub: PubSub }) {
   const cache = new Map<string, Entry>();
 
-  async function fromSession(sessionId: string, userId: string): Promise<Principal> {
+  /** The session as it stands; whether a token may speak for it is `bound`'s question. */
+  async function fromSession(sessionId: string): Promise<Loaded> {
     const session = await deps.prisma.userSession.findUnique({
       where: { id: sessionId },
       select: {
@@ -61,13 +68,38 @@ export function createPrincipalResolver(deps: { config: Config; prisma: PrismaCl
         user: { select: { email: true, isActive: true, isSuperuser: true, deletedAt: true } },
       },
     });
-    if (!session || session.userId !== userId || session.revokedAt || session.expiresAt <= new Date()) {
+    if (!session || session.revokedAt || session.expiresAt <= new Date()) {
       throw new UnauthenticatedError("SESSION_REVOKED", "This session has ended; sign in again.");
     }
     if (!session.user.isActive || session.user.deletedAt) {
       throw new UnauthenticatedError("ACCOUNT_DISABLED", "This account is disabled.");
     }
-    return { kind: "user", userId, sessionId, email: session.user.email, isSuperuser: session.user.isSuperuser };
+    return {
+      principal: {
+        kind: "user",
+        userId: session.userId,
+        sessionId,
+        email: session.user.email,
+        isSuperuser: session.user.isSuperuser,
+      },
+      until: session.expiresAt.getTime(),
+    };
+  }
+
+  /**
+   * The session a token names, checked against every claim it pins, on every use, cached or
+   * not: the cache is keyed by session, so a token whose subject is someone else must not
+   * borrow a session it does not belong to.
+   */
+  async function bound(claims: AccessClaims): Promise<Loaded> {
+    return matching(await cached(claims.sid, () => fromSession(claims.sid)), claims.sub);
+  }
+
+  function matching(loaded: Loaded, userId: string): Loaded {
+    if (loaded.principal.kind !== "user" || loaded.principal.userId !== userId) {
+      throw new UnauthenticatedError("TOKEN_INVALID", "The access token does not match its session.");
+    }
+    return loaded;
   }
 
   const KEY_FIELDS = {
@@ -81,7 +113,7 @@ export function createPrincipalResolver(deps: { config: Config; prisma: PrismaCl
     lastUsedAt: true,
   } as const;
 
-  async function fromApiKey(key: string): Promise<Principal> {
+  async function fromApiKey(key: string): Promise<Loaded> {
     const prefix = API_KEY_PATTERN.exec(key)?.[1];
     const row = prefix ? await deps.prisma.apiKey.findUnique({ where: { prefix }, select: KEY_FIELDS }) : null;
     // Looked up by prefix, then compared in constant time: an unknown key and a wrong secret
@@ -89,11 +121,13 @@ export function createPrincipalResolver(deps: { config: Config; prisma: PrismaCl
     if (!row || !timingSafeEqual(Buffer.from(row.keyHash, "hex"), Buffer.from(digest(key), "hex"))) {
       throw new UnauthenticatedError("API_KEY_INVALID", "The API key is not valid.");
     }
+    // Checked before use is recorded: a refused key was not used.
+    const principal = await keyPrincipal(row);
     if (!row.lastUsedAt || Date.now() - row.lastUsedAt.getTime() > LAST_USED_RESOLUTION_MS) {
       // Recorded at a minute's resolution: not a write on every request.
       await deps.prisma.apiKey.update({ where: { id: row.id }, data: { lastUsedAt: new Date() } });
     }
-    return keyPrincipal(row);
+    return { principal, until: row.expiresAt?.getTime() ?? null };
   }
 
   async function keyPrincipal(row: {
@@ -104,7 +138,7 @@ export function createPrincipalResolver(deps: { config: Config; prisma: PrismaCl
     createdById: string | null;
     revokedAt: Date | null;
     expiresAt: Date | null;
-  }): Promise<Principal> {
+  }): Promise<ApiKeyPrincipal> {
     if (row.revokedAt) throw new UnauthenticatedError("API_KEY_REVOKED", "The API key has been revoked.");
     if (row.expiresAt && row.expiresAt <= new Date())
       throw new UnauthenticatedError("API_KEY_EXPIRED", "The API key has expired.");
@@ -131,15 +165,20 @@ export function createPrincipalResolver(deps: { config: Config; prisma: PrismaCl
   // When each id (or "*") was last revoked: a load that began before a revocation answers
   // its own request but is not cached, or it would outlive the revocation.
   const revokedAt = new Map<string, number>();
-  async function cached(key: string, load: () => Promise<Principal>): Promise<Principal> {
+  // An entry is used only while its credential's own expiry (a key's expiresAt, a session's)
+  // is still ahead, checked against the clock on every use: past it, the record is read again
+  // and refused with its own code, not served for the rest of the cache's lifetime.
+  async function cached(key: string, load: () => Promise<Loaded>): Promise<Loaded> {
     const hit = cache.get(key);
-    if (hit && hit.expiresAt > Date.now()) return hit.principal;
+    const now = Date.now();
+    if (hit && hit.staleAt > now && (hit.until === null || hit.until > now)) return hit;
+    if (hit) cache.delete(key);
     const started = Date.now();
-    const principal = await load();
+    const loaded = await load();
     if ((revokedAt.get(key) ?? 0) < started && (revokedAt.get("*") ?? 0) < started) {
-      cache.set(key, { principal, expiresAt: Date.now() + CACHE_TTL_MS });
+      cache.set(key, { ...loaded, staleAt: Date.now() + CACHE_TTL_MS });
     }
-    return principal;
+    return loaded;
   }
   const forget = (id: string) => {
     revokedAt.set(id, Date.now());
@@ -163,22 +202,22 @@ export function createPrincipalResolver(deps: { config: Config; prisma: PrismaCl
       const bearer = authorization?.replace(/^Bearer\s+/i, "").trim();
       const apiKey = apiKeyHeader?.trim() || (bearer?.startsWith("flo_") ? bearer : undefined);
       if (apiKey) {
-        const principal = await cached(apiKeyCacheKey(digest(apiKey)), () => fromApiKey(apiKey));
-        return { principal, expiresAt: principal.kind === "apiKey" ? (principal.expiresAt?.getTime() ?? null) : null };
+        const { principal, until } = await cached(apiKeyCacheKey(digest(apiKey)), () => fromApiKey(apiKey));
+        return { principal, expiresAt: until };
       }
       if (!bearer) return null;
       const claims = verifyAccessToken(bearer, deps.config.jwt);
-      return {
-        principal: await cached(claims.sid, () => fromSession(claims.sid, claims.sub)),
-        expiresAt: claims.expMs,
-      };
+      const { principal, until } = await bound(claims);
+      // Whichever ends first: the token, or the session it belongs to.
+      return { principal, expiresAt: until === null ? claims.expMs : Math.min(claims.expMs, until) };
     },
     /**
      * The same principal as it stands now, read past the cache: for what outlives a request
      * (a subscription). Throws when its session or key no longer holds.
      */
     async reload(principal: Principal): Promise<Principal> {
-      if (principal.kind === "user") return fromSession(principal.sessionId, principal.userId);
+      if (principal.kind === "user")
+        return matching(await fromSession(principal.sessionId), principal.userId).principal;
       const row = await deps.prisma.apiKey.findUnique({ where: { id: principal.apiKeyId }, select: KEY_FIELDS });
       if (!row) throw new UnauthenticatedError("API_KEY_REVOKED", "The API key has been revoked.");
       return keyPrincipal(row);
@@ -186,7 +225,7 @@ export function createPrincipalResolver(deps: { config: Config; prisma: PrismaCl
     /** Calls back with revocations as they arrive from any instance (see `affectedBy`). */
     onRevoked: (listener: (revoked: ChangePayload) => void) => deps.pubsub.listen(REVOKED_TOPIC, "all", listener),
     /** A user principal for verified claims (download links carry the same session binding). */
-    forClaims: (claims: { sub: string; sid: string }) => cached(claims.sid, () => fromSession(claims.sid, claims.sub)),
+    forClaims: async (claims: AccessClaims) => (await bound(claims)).principal,
     /**
      * Ends cached access on every instance: a session id, apiKeyCacheKey(hash), or "*" for all
      * (with the organization whose memberships changed, when it is one).

@@ -1,7 +1,8 @@
 // Access tokens: short-lived JWTs signed by the first key of the ring, verified by any key
 // still in it (matched by `kid`), so keys rotate without signing anyone out.
-import { createSecretKey, type KeyObject } from "node:crypto";
+import { createSecretKey, type KeyObject, randomUUID } from "node:crypto";
 import jwt from "jsonwebtoken";
+import { z } from "zod";
 import type { Config, JwtKey } from "../../config.ts";
 import { UnauthenticatedError } from "../../errors.ts";
 
@@ -27,12 +28,27 @@ const VERIFIED_MAX = 10_000;
 // Per key ring: a ring without a key must not accept what a ring with it verified.
 const verifiedByRing = new WeakMap<Config["jwt"], Map<string, AccessClaims & { expMs: number }>>();
 
-export interface AccessClaims {
+/**
+ * The whole claim set, checked once after the signature: a token we signed with a claim of the
+ * wrong shape (a session id that is not a UUID, a subject that is not a string, no expiry) is
+ * an invalid token (401), never a value that reaches a query and fails there (500). Both ids
+ * are UUIDs, which also keeps a session id from ever naming another cache entry ("*", "key:…").
+ */
+const accessClaims = z.object({
   /** user id */
-  sub: string;
+  sub: z.uuid(),
   /** session id: revoking the session ends its access tokens */
-  sid: string;
-}
+  sid: z.uuid(),
+  /** Required: a token without an expiry would be valid forever. */
+  exp: z.number().int().positive(),
+});
+const downloadClaims = accessClaims.extend({
+  purpose: z.string(),
+  // Signed by us, and checked again by the route that uses them.
+  params: z.custom<Record<string, unknown>>((v) => typeof v === "object" && v !== null && !Array.isArray(v)).optional(),
+});
+
+export type AccessClaims = Pick<z.infer<typeof accessClaims>, "sub" | "sid">;
 
 export function signAccessToken(claims: AccessClaims, jwtConfig: Config["jwt"]): { token: string; expiresAt: Date } {
   const key = jwtConfig.keys[0];
@@ -88,13 +104,9 @@ function verifyUncached(token: string, jwtConfig: Config["jwt"]): AccessClaims &
       issuer: jwtConfig.issuer,
       audience: jwtConfig.audience,
     }) as jwt.JwtPayload;
-    // A token without an expiry would be valid forever.
-    if (typeof payload.exp !== "number")
-      throw new UnauthenticatedError("TOKEN_INVALID", "The access token has no expiry.");
-    if (!payload.sub || typeof payload.sid !== "string") {
-      throw new UnauthenticatedError("TOKEN_INVALID", "The access token has no subject or session.");
-    }
-    return { sub: payload.sub, sid: payload.sid, expMs: payload.exp * 1000 };
+    const claims = accessClaims.safeParse(payload);
+    if (!claims.success) throw new UnauthenticatedError("TOKEN_INVALID", "The access token's claims are malformed.");
+    return { sub: claims.data.sub, sid: claims.data.sid, expMs: claims.data.exp * 1000 };
   } catch (err) {
     if (err instanceof UnauthenticatedError) throw err;
     if (err instanceof jwt.TokenExpiredError) {
@@ -128,6 +140,9 @@ export function signDownloadToken(
     issuer: jwtConfig.issuer,
     audience: `${jwtConfig.audience}:download`,
     expiresIn: DOWNLOAD_TTL_SECONDS,
+    // Each link its own: a link is spent on first use (downloads.ts), and two asked for in the
+    // same second must not be one.
+    jwtid: randomUUID(),
   });
   return { token, expiresAt: new Date(Date.now() + DOWNLOAD_TTL_SECONDS * 1000) };
 }
@@ -137,7 +152,7 @@ export function verifyDownloadToken(
   token: string,
   purpose: string,
   jwtConfig: Config["jwt"],
-): AccessClaims & { params: Record<string, unknown> } {
+): AccessClaims & { params: Record<string, unknown>; expMs: number } {
   const decoded = jwt.decode(token, { complete: true });
   const key = jwtConfig.keys.find((k) => k.kid === decoded?.header.kid);
   if (!decoded || decoded.header.alg !== ALGORITHM || !key) {
@@ -149,9 +164,14 @@ export function verifyDownloadToken(
       issuer: jwtConfig.issuer,
       audience: `${jwtConfig.audience}:download`,
     }) as jwt.JwtPayload;
-    if (payload.purpose !== purpose || !payload.sub || typeof payload.sid !== "string")
-      throw new Error("wrong purpose");
-    return { sub: payload.sub, sid: payload.sid, params: (payload.params as Record<string, unknown>) ?? {} };
+    const claims = downloadClaims.safeParse(payload);
+    if (!claims.success || claims.data.purpose !== purpose) throw new Error("malformed claims or wrong purpose");
+    return {
+      sub: claims.data.sub,
+      sid: claims.data.sid,
+      params: claims.data.params ?? {},
+      expMs: claims.data.exp * 1000,
+    };
   } catch (err) {
     if (err instanceof jwt.TokenExpiredError)
       throw new UnauthenticatedError("TOKEN_EXPIRED", "The download link has expired.");

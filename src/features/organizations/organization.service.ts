@@ -64,6 +64,8 @@ export async function deleteOrganization({ ctx, id }: { ctx: Context; id: string
     select: { id: true, userId: true },
   });
   await ctx.prisma.organization.delete({ where: { id } });
+  // Its API keys went with it: cached ones must look again, on every instance.
+  ctx.principals.revoked("*", id);
   for (const m of members) await announceMembership(ctx, { ...m, organizationId: id }, "DELETED");
 }
 

@@ -2,14 +2,26 @@
 // large event history never sits in memory whole.
 import type { Writable } from "node:stream";
 import { Zip, ZipDeflate } from "fflate";
+import type { OrgRole } from "../../generated/prisma/client.ts";
 import type { PrismaClient } from "../../infra/db.ts";
+import { PERMISSIONS } from "../auth/access.ts";
 
 const PAGE = 1000;
 
 type Page = (cursor: string | undefined) => Promise<{ id: string }[]>;
 
-/** What belongs to the user, kind by kind; secrets (hashes) are never part of it. */
+/** The roles whose holders may read an organization's rows (their own among them). */
+const READERS = (Object.keys(PERMISSIONS) as OrgRole[]).filter((role) => PERMISSIONS[role].has("read"));
+
+/**
+ * What belongs to the user, kind by kind; secrets (hashes) are never part of it. A row of an
+ * organization is theirs to take only while they belong to it in a role that may read it:
+ * the condition is part of every page's query, so a membership that ended (removed, left,
+ * organization deleted), even after the link was issued or halfway through the download,
+ * ends that organization's rows in it, as it ends every other way in.
+ */
 function kinds(prisma: PrismaClient, userId: string): Record<string, Page> {
+  const memberNow = { organization: { members: { some: { userId, role: { in: READERS } } } } };
   const paged = { take: PAGE, orderBy: { id: "asc" as const } };
   const after = (cursor: string | undefined): { cursor?: { id: string }; skip?: number } =>
     cursor ? { cursor: { id: cursor }, skip: 1 } : {};
@@ -47,14 +59,18 @@ function kinds(prisma: PrismaClient, userId: string): Record<string, Page> {
         },
       }),
     loginAttempts: (c) => prisma.loginAttempt.findMany(mine({ userId })(c)),
-    events: (c) => prisma.event.findMany(mine({ userId })(c)),
-    patterns: (c) => prisma.pattern.findMany(mine({ userId })(c)),
-    temporalPatterns: (c) => prisma.temporalPattern.findMany(mine({ userId })(c)),
-    fileRelationships: (c) => prisma.fileRelationship.findMany(mine({ userId })(c)),
-    suggestions: (c) => prisma.suggestion.findMany(mine({ userId })(c)),
-    workflows: (c) => prisma.workflow.findMany(mine({ createdById: userId })(c)),
-    uploads: (c) => prisma.upload.findMany(mine({ userId })(c)),
-    auditLog: (c) => prisma.auditLog.findMany(mine({ actorUserId: userId })(c)),
+    events: (c) => prisma.event.findMany(mine({ userId, ...memberNow })(c)),
+    patterns: (c) => prisma.pattern.findMany(mine({ userId, ...memberNow })(c)),
+    temporalPatterns: (c) => prisma.temporalPattern.findMany(mine({ userId, ...memberNow })(c)),
+    fileRelationships: (c) => prisma.fileRelationship.findMany(mine({ userId, ...memberNow })(c)),
+    suggestions: (c) => prisma.suggestion.findMany(mine({ userId, ...memberNow })(c)),
+    // The workflows they made, of organizations they still belong to: a workflow is the
+    // organization's (others edit it), so one they can no longer open is not theirs to take.
+    workflows: (c) => prisma.workflow.findMany(mine({ createdById: userId, ...memberNow })(c)),
+    uploads: (c) => prisma.upload.findMany(mine({ userId, ...memberNow })(c)),
+    // Their own actions: account-wide ones, and those in organizations they still belong to.
+    auditLog: (c) =>
+      prisma.auditLog.findMany(mine({ actorUserId: userId, OR: [{ organizationId: null }, memberNow] })(c)),
   };
 }
 
