@@ -15,6 +15,15 @@ import { createMailer, type Mailer } from "./infra/mailer.ts";
 import { openRuntime, type Runtime } from "./infra/runtime.ts";
 import { createFileStorage } from "./infra/storage.ts";
 import { type Jobs, startJobs } from "./jobs/jobs.ts";
+import {
+  announcedTooLarge,
+  BodyTooLargeError,
+  hasBody,
+  readBody,
+  sendLengthRequired,
+  sendTooLarge,
+} from "./server/body.ts";
+import { mediaType } from "./server/csrf.ts";
 import { createDownloadRoutes } from "./server/downloads.ts";
 import { createFastPath, takesFastPath } from "./server/fastPath.ts";
 import { createHealthRoutes } from "./server/healthRoutes.ts";
@@ -83,7 +92,7 @@ export function buildApp(config: Config, options: { logger?: Logger; role?: "api
         scheduler: status ? { isLeader: status.isLeader, leaderSince: status.leaderSince } : { jobs: "disabled" },
       };
     });
-    const downloads = createDownloadRoutes(deps);
+    const downloads = createDownloadRoutes(deps, runtime.once);
     const fastPath = createFastPath(yoga, deps);
     if (config.jobsEnabled || role === "worker") jobs = startJobs(deps, instanceId);
     if (role === "worker") {
@@ -114,25 +123,14 @@ export function buildApp(config: Config, options: { logger?: Logger; role?: "api
           ),
         );
       }
-      // Refused before a byte is read: armor's limits only apply once the body is parsed.
-      // A multipart upload carries one file of up to UPLOAD_MAX_BYTES besides its operations.
-      const limit = req.headers["content-type"]?.startsWith("multipart/form-data")
-        ? config.maxBodyBytes + config.uploads.maxBytes
-        : config.maxBodyBytes;
-      if (Number(req.headers["content-length"] ?? 0) > limit) {
-        res.writeHead(413, { "content-type": "application/json", connection: "close" });
-        res.end(
-          JSON.stringify({
-            errors: [
-              {
-                message: `The request body is over ${limit} bytes.`,
-                extensions: { code: "PAYLOAD_TOO_LARGE", requestId },
-              },
-            ],
-          }),
-        );
-        return;
-      }
+      // One byte limit for every body, announced or chunked, before anything parses it. A
+      // multipart upload carries one file of up to UPLOAD_MAX_BYTES besides its operations;
+      // it streams to Yoga's parser, so it must announce its length (every browser and upload
+      // client does): a chunked one could only be cut off mid-parse.
+      const multipart = mediaType(req.headers["content-type"]) === "multipart/form-data";
+      const limit = multipart ? config.maxBodyBytes + config.uploads.maxBytes : config.maxBodyBytes;
+      if (multipart && req.headers["content-length"] === undefined) return sendLengthRequired(res, requestId);
+      if (announcedTooLarge(req, limit)) return sendTooLarge(res, limit, requestId);
       const url = req.url ?? "/";
       const done =
         url === "/health" || url.startsWith("/health/") || url.startsWith("/health?")
@@ -141,7 +139,19 @@ export function buildApp(config: Config, options: { logger?: Logger; role?: "api
             ? downloads(req, res, requestId)
             : takesFastPath(req)
               ? fastPath(req, res, requestId)
-              : yoga(req, res, { req, requestId });
+              : multipart || !hasBody(req.method)
+                ? yoga(req, res, { req, requestId })
+                : readBody(req, limit).then(
+                    (body) => {
+                      // Yoga reads a body already read from here (what framework adapters pass it).
+                      Object.assign(req, { body });
+                      return yoga(req, res, { req, requestId });
+                    },
+                    (err: unknown) => {
+                      if (err instanceof BodyTooLargeError) return sendTooLarge(res, limit, requestId);
+                      throw err;
+                    },
+                  );
       Promise.resolve(done).catch((err: unknown) => {
         logger.error({ err, requestId }, "request failed outside GraphQL");
         if (!res.headersSent) res.writeHead(500, { "content-type": "application/json" });

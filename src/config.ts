@@ -2,6 +2,7 @@
 import { randomBytes } from "node:crypto";
 import path from "node:path";
 import { z } from "zod";
+import { parseEntry } from "./features/connectors/allowList.ts";
 
 const MIN_SECRET_LENGTH = 32;
 const MIN_DISTINCT_CHARACTERS = 12;
@@ -63,6 +64,14 @@ const envSchema = z.object({
   MAX_COST: int(1, 1_000_000).default(20_000),
   MAX_TOKENS: int(10, 100_000).default(2000),
   MAX_DIRECTIVES: int(0, 1000).default(50),
+  // Argument values, variables and literals alike, checked before anything runs. A list may hold
+  // at least the 1000 events of an eventRecordBatch; nesting stays far below the ~120 levels
+  // past which the database refuses a JSON value (the audit trail stores inputs as JSON).
+  // Counted from the argument: 40 leaves the 32 levels a JSON value may nest (event details,
+  // workflow definitions) room for the input objects and lists around it.
+  MAX_INPUT_DEPTH: int(4, 64).default(40),
+  MAX_INPUT_VALUES: int(1000, 10_000_000).default(100_000),
+  MAX_LIST_ITEMS: int(1000, 1_000_000).default(1000),
   MAX_BODY_BYTES: int(1024, 100 * 1024 * 1024).default(1024 * 1024),
   SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(10_000),
   PGLITE_OPEN_TIMEOUT_MS: int(100, 600_000).default(30_000),
@@ -71,9 +80,23 @@ const envSchema = z.object({
   SUGGESTION_DEBOUNCE_MS: int(0, 600_000).default(2_000),
   UPLOAD_MAX_BYTES: int(1024, 1024 * 1024 * 1024).default(20 * 1024 * 1024),
   IMPORT_MAX_LINES: int(1, 1_000_000).default(100_000),
+  // An upload still PROCESSING whose process has not renewed it for this long was interrupted
+  // (its process killed): the leader's sweep fails it and deletes what it stored.
+  IMPORT_STALE_MS: int(1_000, 3_600_000).default(120_000),
   // kid:base64-32-bytes pairs; the first seals, all open (rotation).
   SECRETS_KEYS: z.string().optional(),
-  CONNECTOR_ALLOWED_HOSTS: list.optional(),
+  // host, *.domain, IP, host:port, host:* (any port); refused at start when malformed.
+  CONNECTOR_ALLOWED_HOSTS: list
+    .superRefine((entries, ctx) => {
+      for (const [i, entry] of entries.entries()) {
+        try {
+          parseEntry(entry);
+        } catch {
+          ctx.addIssue({ code: "custom", message: `entry ${i + 1} is not host, *.domain, IP, host:port or host:*` });
+        }
+      }
+    })
+    .optional(),
   CONNECTOR_TIMEOUT_MS: int(100, 120_000).default(10_000),
   EXECUTION_CONCURRENCY: int(1, 256).default(4),
   EXECUTION_ORG_LIMIT: int(1, 1000).default(5),
@@ -183,6 +206,9 @@ function toConfig(e: z.infer<typeof envSchema>) {
       maxCost: e.MAX_COST,
       maxTokens: e.MAX_TOKENS,
       maxDirectives: e.MAX_DIRECTIVES,
+      maxInputDepth: e.MAX_INPUT_DEPTH,
+      maxInputValues: e.MAX_INPUT_VALUES,
+      maxListItems: e.MAX_LIST_ITEMS,
     },
     maxBodyBytes: e.MAX_BODY_BYTES,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
@@ -192,7 +218,7 @@ function toConfig(e: z.infer<typeof envSchema>) {
       pollMs: e.ANALYSIS_POLL_MS,
       suggestionDebounceMs: e.SUGGESTION_DEBOUNCE_MS,
     },
-    uploads: { maxBytes: e.UPLOAD_MAX_BYTES, maxImportLines: e.IMPORT_MAX_LINES },
+    uploads: { maxBytes: e.UPLOAD_MAX_BYTES, maxImportLines: e.IMPORT_MAX_LINES, staleMs: e.IMPORT_STALE_MS },
     secretsKeys: parseSecretsKeys(e.SECRETS_KEYS),
     connectors: {
       allowedHosts: e.CONNECTOR_ALLOWED_HOSTS ?? DEFAULT_CONNECTOR_HOSTS,

@@ -1,6 +1,9 @@
 // The audit trail: every mutation, allowed or not, leaves an entry with its actor, resource,
 // request id, IP and user agent, and no secret.
+import { randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
+import { redact, TRUNCATED } from "../src/features/audit/audit.plugin.ts";
+import { encodeId } from "../src/schema/globalId.ts";
 import { addMember, createOrg, errorCode } from "./helpers/api.ts";
 import { gql, wsClient, wsRequest } from "./helpers/client.ts";
 import { createUser, PASSWORD } from "./helpers/factories.ts";
@@ -191,6 +194,70 @@ describe("audit trail edge cases", () => {
     expect(await orgLog(alice.token, kept.id, { action: "organizationUpdate" })).toHaveLength(1);
   });
 
+  it("writes one entry per root field when another fails, and none says ALLOWED for a field that never ran", async () => {
+    const alice = await createUser(suite.url);
+    const org = await createOrg(suite.url, alice.token, "Mixed");
+    const r = await gql(
+      suite.url,
+      `mutation {
+        a: ${update(org.id, "kept")}
+        b: apiKeyRevoke(id: "${encodeId("ApiKey", randomUUID())}") { id }
+        c: workflowCreate(input: { organizationId: "${org.id}", name: "w", definition: { steps: [] } }) { id }
+      }`,
+      { token: alice.token },
+    );
+    // The failed key revocation nulls `data`: graphql-js runs no root field after it.
+    expect(r.data).toBeNull();
+    const rows = await suite.server.app.runtime.db.prisma.auditLog.findMany({
+      where: { requestId: r.headers.get("x-request-id") },
+      orderBy: { action: "asc" },
+    });
+    expect(rows.map((e) => [e.action, e.outcome])).toEqual([
+      ["apiKeyRevoke", "DENIED"],
+      ["organizationUpdate", "ALLOWED"],
+      ["workflowCreate", "FAILED"],
+    ]);
+    expect(rows[2]?.details).toMatchObject({ error: "NOT_EXECUTED" });
+  });
+
+  it("keeps an entry of a huge input, cut short with a marker", async () => {
+    const alice = await createUser(suite.url);
+    // 20,000 values: within what the API takes, more than an entry keeps.
+    const template = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`list${i}`, Array(1000).fill(i)]));
+    const r = await gql(suite.url, "mutation($input: WorkflowCreateInput!) { workflowCreate(input: $input) { id } }", {
+      token: alice.token,
+      variables: {
+        input: {
+          organizationId: alice.org.id,
+          name: "huge",
+          definition: { steps: [{ id: "shape", type: "transform", template }] },
+        },
+      },
+    });
+    expect(r.errors).toBeUndefined();
+    const [row] = await suite.server.app.runtime.db.prisma.auditLog.findMany({
+      where: { requestId: r.headers.get("x-request-id") },
+    });
+    expect(row?.outcome).toBe("ALLOWED");
+    const text = JSON.stringify(row?.details);
+    expect(text).toContain(TRUNCATED);
+    expect(text.length).toBeLessThan(JSON.stringify(template).length);
+  });
+
+  it("copies any value into an entry without recursion, capped, keeping inherited names as data", () => {
+    // The input guard refuses such input first; what resolvers note goes through here too.
+    let deep: unknown = "leaf";
+    for (let i = 0; i < 50_000; i++) deep = [{ a: deep }];
+    const copied = JSON.stringify(redact({ deep }));
+    expect(copied).toContain(TRUNCATED);
+    expect(copied).not.toContain("leaf");
+    const proto = redact(JSON.parse('{"__proto__":{"polluted":1},"token":"t","name":"\ud800"}')) as object;
+    expect(Object.getPrototypeOf(proto)).toBe(Object.prototype);
+    expect(Object.keys(proto)).toEqual(["__proto__", "token", "name"]);
+    expect(JSON.stringify(proto)).toBe('{"__proto__":{"polluted":1},"token":"[redacted]","name":"\uFFFD"}');
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
   it("keeps a mutation ALLOWED when only a nested field of its payload is refused", async () => {
     const alice = await createUser(suite.url);
     const org = await createOrg(suite.url, alice.token, "Nested refusal");
@@ -223,6 +290,56 @@ describe("audit trail edge cases", () => {
         details: expect.objectContaining({ error: "TOKEN_MALFORMED" }),
       }),
     ]);
+  });
+});
+
+describe("audit of mutations refused on every HTTP shape", () => {
+  // The JSON fast path audits its own refusals; these shapes go through Yoga's pipeline.
+  const shapes: [string, Record<string, string>, (query: string) => string][] = [
+    ["application/graphql+json", { "content-type": "application/graphql+json" }, (q) => JSON.stringify({ query: q })],
+    ["application/graphql", { "content-type": "application/graphql" }, (q) => q],
+    ["SSE", { "content-type": "application/json", accept: "text/event-stream" }, (q) => JSON.stringify({ query: q })],
+  ];
+  async function rowsOf(response: Response) {
+    await response.text();
+    return suite.server.app.runtime.db.prisma.auditLog.findMany({
+      where: { requestId: response.headers.get("x-request-id") },
+    });
+  }
+
+  it.each(shapes)(
+    "records bad credentials (DENIED) and an invalid document (FAILED) over %s",
+    async (_n, headers, body) => {
+      const denied = await fetch(suite.server.graphqlUrl, {
+        method: "POST",
+        headers: { ...headers, authorization: "Bearer not-a-jwt" },
+        body: body(`mutation { viewerUpdate(input: { fullName: "zz" }) { id } }`),
+      });
+      expect(await rowsOf(denied)).toEqual([
+        expect.objectContaining({
+          action: "viewerUpdate",
+          outcome: "DENIED",
+          details: expect.objectContaining({ error: "TOKEN_MALFORMED" }),
+        }),
+      ]);
+      const alice = await createUser(suite.url);
+      const invalid = await fetch(suite.server.graphqlUrl, {
+        method: "POST",
+        headers: { ...headers, authorization: `Bearer ${alice.token}` },
+        body: body(`mutation { viewerUpdate(input: { fullName: 1 }) { id } }`),
+      });
+      expect(await rowsOf(invalid)).toEqual([expect.objectContaining({ action: "viewerUpdate", outcome: "FAILED" })]);
+    },
+  );
+
+  it("records a mutation that ran over application/graphql+json once, not twice", async () => {
+    const alice = await createUser(suite.url);
+    const ran = await fetch(suite.server.graphqlUrl, {
+      method: "POST",
+      headers: { "content-type": "application/graphql+json", authorization: `Bearer ${alice.token}` },
+      body: JSON.stringify({ query: `mutation { viewerUpdate(input: { fullName: "Al" }) { id } }` }),
+    });
+    expect(await rowsOf(ran)).toEqual([expect.objectContaining({ action: "viewerUpdate", outcome: "ALLOWED" })]);
   });
 });
 

@@ -58,7 +58,7 @@ describe("from a suggestion to scheduled runs", () => {
     isolated = await isolatedServices("automation");
     server = await startServer({
       ...isolated.env,
-      CONNECTOR_ALLOWED_HOSTS: "127.0.0.1",
+      CONNECTOR_ALLOWED_HOSTS: "127.0.0.1:*",
       EXECUTION_POLL_MS: "100",
       RETENTION_CRON: "* * * * * *",
     });

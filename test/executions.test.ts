@@ -23,7 +23,7 @@ beforeAll(async () => {
   isolated = await isolatedServices("executions");
   server = await startServer({
     ...isolated.env,
-    CONNECTOR_ALLOWED_HOSTS: "127.0.0.1",
+    CONNECTOR_ALLOWED_HOSTS: "127.0.0.1:*",
     EXECUTION_HEARTBEAT_MS: "100",
     EXECUTION_POLL_MS: "100",
   });

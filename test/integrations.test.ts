@@ -21,7 +21,7 @@ let url: string;
 beforeAll(async () => {
   fake = await startFakeServices();
   mail = await startMailCatcher();
-  server = await startServer({ CONNECTOR_ALLOWED_HOSTS: "127.0.0.1", CONNECTOR_TIMEOUT_MS: "500" });
+  server = await startServer({ CONNECTOR_ALLOWED_HOSTS: "127.0.0.1:*", CONNECTOR_TIMEOUT_MS: "500" });
   url = server.graphqlUrl;
 });
 afterAll(async () => {
@@ -271,7 +271,7 @@ describe("secrets at rest", () => {
     onTestFinished(() => rmSync(dataDir, { recursive: true, force: true }));
     const k1 = `k1:${randomBytes(32).toString("base64")}`;
     const k2 = `k2:${randomBytes(32).toString("base64")}`;
-    const env = { DATA_DIR: dataDir, LOG_LEVEL: "debug", CONNECTOR_ALLOWED_HOSTS: "127.0.0.1" };
+    const env = { DATA_DIR: dataDir, LOG_LEVEL: "debug", CONNECTOR_ALLOWED_HOSTS: "127.0.0.1:*" };
     const secret = "rotate-me-secret-9f8e7d";
     const lives: ServerProcess[] = [];
     const life = async (keys: string) => {

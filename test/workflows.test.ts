@@ -9,7 +9,7 @@ import { startServer, type TestServer } from "./helpers/server.ts";
 let server: TestServer;
 let url: string;
 beforeAll(async () => {
-  server = await startServer({ CONNECTOR_ALLOWED_HOSTS: "127.0.0.1" });
+  server = await startServer({ CONNECTOR_ALLOWED_HOSTS: "127.0.0.1:*" });
   url = server.graphqlUrl;
 });
 afterAll(() => server.stop());

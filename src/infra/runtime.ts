@@ -8,6 +8,7 @@ import { createInProcessLiveLog, createRedisLiveLog, type LiveLog } from "./live
 import { createInProcessLocks, createRedisLocks, type LockService } from "./lock.ts";
 import type { Logger } from "./logger.ts";
 import { applyPendingMigrations, FailedMigrationError, pendingMigrations } from "./migrations.ts";
+import { createInProcessOnce, createRedisOnce, type Once } from "./once.ts";
 import { createInProcessPubSub, createRedisPubSub, type PubSub } from "./pubsub.ts";
 import { createRedis } from "./redis.ts";
 import { createSecretBox, embeddedSecretsKey, type SecretBox } from "./secretBox.ts";
@@ -21,6 +22,8 @@ export interface Runtime {
   /** WebSocket connections per user and address, counted across instances. */
   slots: ConnectionSlots;
   locks: LockService;
+  /** Marks set once across instances (a download link spent). */
+  once: Once;
   close(): Promise<void>;
 }
 
@@ -50,6 +53,7 @@ export async function openRuntime(config: Config, logger: Logger): Promise<Runti
       liveLog: createInProcessLiveLog(pubsub, config.live),
       slots: createInProcessSlots(),
       locks: createInProcessLocks(),
+      once: createInProcessOnce(),
       close: () => db.close(),
     };
   }
@@ -73,6 +77,7 @@ export async function openRuntime(config: Config, logger: Logger): Promise<Runti
     liveLog: createRedisLiveLog(redis, subscriber, config.redisKeyPrefix, config.live),
     slots,
     locks: createRedisLocks(redis),
+    once: createRedisOnce(redis),
     async close() {
       slots.close();
       await Promise.allSettled([redis.quit(), subscriber.quit()]);

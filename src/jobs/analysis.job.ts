@@ -5,7 +5,7 @@
 import { setImmediate } from "node:timers/promises";
 import type { AppDeps } from "../context.ts";
 import { ANALYSIS_TOPIC } from "../features/events/event.service.ts";
-import { analyseChunk } from "../features/patterns/analysis.service.ts";
+import { ANALYSABLE, analyseChunk } from "../features/patterns/analysis.service.ts";
 
 const GROUPS_PER_ROUND = 100;
 const MAX_BACKOFF_MS = 5 * 60_000;
@@ -38,7 +38,7 @@ export function startAnalysisWorker(
   async function round(): Promise<boolean> {
     const groups = await prisma.event.groupBy({
       by: ["organizationId", "userId"],
-      where: { analyzedAt: null },
+      where: ANALYSABLE,
       _min: { receivedAt: true },
       orderBy: { _min: { receivedAt: "asc" } },
       take: GROUPS_PER_ROUND,

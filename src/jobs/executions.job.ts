@@ -5,9 +5,11 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { AppDeps } from "../context.ts";
 import { AppError } from "../errors.ts";
+import { organizationScrubber } from "../features/connectors/integration.service.ts";
+import type { Scrubber } from "../features/connectors/scrub.ts";
 import { definitionSchema, type Step } from "../features/workflows/definition.ts";
 import { announce, EXECUTION_QUEUE } from "../features/workflows/execution.service.ts";
-import { ConditionFalse, runStep, type StepScope } from "../features/workflows/steps.ts";
+import { ConditionFalse, runActor, runStep, type StepScope } from "../features/workflows/steps.ts";
 import type { ExecutionStatus, Prisma } from "../generated/prisma/client.ts";
 import { deadlineSignal } from "../infra/deadline.ts";
 
@@ -25,6 +27,12 @@ type Deps = Pick<AppDeps, "prisma" | "pubsub" | "live" | "logger" | "secrets" | 
 type StopReason = "cancel" | "timeout" | "shutdown" | "lost";
 
 const DEFAULT_STEP_TIMEOUT_MS = 60_000;
+/** What a step's error and each log line keep (a service's error body can be megabytes). */
+const MAX_ERROR = 2_000;
+const MAX_LOG_LINE = 2_000;
+
+/** The last 100 log lines, scrubbed whole and then cut: a line cut first could keep half a secret. */
+const stored = (scrub: Scrubber, logs: string[]) => logs.slice(-100).map((line) => scrub.clip(line, MAX_LOG_LINE));
 
 export function startExecutionWorker(deps: Deps, options: ExecutionWorkerOptions) {
   const { prisma, logger } = deps;
@@ -121,7 +129,7 @@ export function startExecutionWorker(deps: Deps, options: ExecutionWorkerOptions
   ) {
     const execution = await prisma.workflowExecution.findUniqueOrThrow({
       where: { id },
-      include: { version: true, workflow: { select: { createdById: true } }, steps: { orderBy: { stepIndex: "asc" } } },
+      include: { version: true, steps: { orderBy: { stepIndex: "asc" } } },
     });
     const definition = definitionSchema.parse(execution.version?.definition ?? {});
     // The attempt too: a worker declared dead that wakes up owns nothing of the new attempt.
@@ -219,8 +227,10 @@ export function startExecutionWorker(deps: Deps, options: ExecutionWorkerOptions
     execution: {
       id: string;
       organizationId: string;
+      workflowId: string;
+      trigger: string;
       triggeredById: string | null;
-      workflow: { createdById: string | null };
+      version: { authorId: string | null; number: number } | null;
     },
     index: number,
     step: Step,
@@ -244,7 +254,13 @@ export function startExecutionWorker(deps: Deps, options: ExecutionWorkerOptions
         output = await runStep(step, {
           deps,
           organizationId: execution.organizationId,
-          userId: execution.triggeredById ?? execution.workflow.createdById,
+          actor: runActor(execution),
+          run: {
+            executionId: execution.id,
+            workflowId: execution.workflowId,
+            version: execution.version?.number ?? null,
+            trigger: execution.trigger,
+          },
           scope,
           signal: deadline.signal,
           log: (line) => logs.push(`[attempt ${attempt}] ${line}`),
@@ -255,7 +271,11 @@ export function startExecutionWorker(deps: Deps, options: ExecutionWorkerOptions
           output = { holds };
         } else if (signal.aborted) {
           // Still RUNNING: the run's ending (cancelled, timed out, handed back) decides its status.
-          await prisma.workflowStepResult.update({ where, data: { attempts: attempt, logs: logs.slice(-100) } });
+          const scrub = await scrubberOf(execution);
+          await prisma.workflowStepResult.update({
+            where,
+            data: { attempts: attempt, logs: stored(scrub, logs) },
+          });
           return "aborted";
         } else {
           last =
@@ -269,7 +289,11 @@ export function startExecutionWorker(deps: Deps, options: ExecutionWorkerOptions
             await sleep(backoff, undefined, { signal }).catch(() => undefined);
           }
           if (signal.aborted) {
-            await prisma.workflowStepResult.update({ where, data: { attempts: attempt, logs: logs.slice(-100) } });
+            const scrub = await scrubberOf(execution);
+            await prisma.workflowStepResult.update({
+              where,
+              data: { attempts: attempt, logs: stored(scrub, logs) },
+            });
             return "aborted";
           }
           continue;
@@ -278,18 +302,32 @@ export function startExecutionWorker(deps: Deps, options: ExecutionWorkerOptions
         deadline.clear();
       }
       // Recorded outside the try: a failed write must not run the step (and its side effect) again.
+      // Scrubbed before later steps see it too: a template must not carry a secret onwards.
+      const scrub = await scrubberOf(execution);
+      output = scrub.value(output);
       scope.steps[step.id] = { output };
-      await finishStep(where, "SUCCEEDED", { attempts: attempt, logs, output });
+      await finishStep(where, "SUCCEEDED", { attempts: attempt, logs: stored(scrub, logs), output });
       await announce(deps, execution, "UPDATED", { key: step.id, status: "SUCCEEDED" });
       return holds ? "ok" : "stop";
     }
+    const scrub = await scrubberOf(execution);
+    const error = new Error(scrub.clip(last.message, MAX_ERROR));
     await finishStep(where, "FAILED", {
       attempts: maxAttempts,
-      logs,
-      error: last.message,
+      logs: stored(scrub, logs),
+      error: error.message,
     });
     await announce(deps, execution, "UPDATED", { key: step.id, status: "FAILED" });
-    return last;
+    return error;
+  }
+
+  /**
+   * Everything a run stores (output, logs, errors) is read by every member: it is scrubbed of
+   * every secret of the organization's integrations, read when the step ends, so an
+   * integration added during a long run is covered too.
+   */
+  function scrubberOf(execution: { organizationId: string }) {
+    return organizationScrubber(deps, execution.organizationId);
   }
 
   async function finishStep(
@@ -307,7 +345,7 @@ export function startExecutionWorker(deps: Deps, options: ExecutionWorkerOptions
           data.output === undefined
             ? undefined
             : (JSON.parse(JSON.stringify(data.output ?? null)) as Prisma.InputJsonValue),
-        error: data.error?.slice(0, 2000),
+        error: data.error,
         finishedAt: new Date(),
       },
     });

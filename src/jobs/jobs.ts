@@ -11,7 +11,11 @@ export function startJobs(deps: AppDeps, instanceId: string) {
   const suggestions = createSuggestionScheduler(deps, config.analysis.suggestionDebounceMs);
   const analysis = startAnalysisWorker(deps, { ...config.analysis, onAnalysed: suggestions.schedule });
   const executions = startExecutionWorker(deps, { ...config.executions, workerId: instanceId });
-  const scheduler = startScheduler(deps, { ...config.scheduler, instanceId });
+  const scheduler = startScheduler(deps, {
+    ...config.scheduler,
+    importStaleMs: config.uploads.staleMs,
+    instanceId,
+  });
   return {
     scheduler,
     async stop() {

@@ -3,10 +3,13 @@
 // embedded), renewed at a third of its TTL, released on shutdown; a leader that cannot renew
 // steps down, and another instance takes over once the lease lapses. Every write the
 // leader makes is fenced (see recordDueOccurrences), so a leader that stalled past its lease
-// cannot record anything after its successor has.
+// cannot record anything after its successor has. The leader also sweeps uploads whose
+// process died mid-import (at the start of its leadership, then every half bound): that
+// sweep needs no fence, each of its writes being conditional.
 import cron, { type ScheduledTask } from "node-cron";
 import type { AppDeps } from "../context.ts";
 import { cleanupAll } from "../features/events/retention.service.ts";
+import { sweepInterrupted } from "../features/uploads/liveness.ts";
 import { recordDueOccurrences, SCHEDULER_LOCK, StaleLeaderError } from "../features/workflows/schedule.service.ts";
 import type { Lease } from "../infra/lock.ts";
 
@@ -15,6 +18,8 @@ export interface SchedulerOptions {
   lockTtlMs: number;
   /** When retention cleanup runs (cron, UTC). */
   retentionCron: string;
+  /** An upload PROCESSING without a heartbeat for this long was interrupted. */
+  importStaleMs: number;
 }
 
 export interface LeaderStatus {
@@ -40,6 +45,7 @@ export function startScheduler(
   let since: Date | null = null;
   let stopped = false;
   let inFlight: Promise<void> | null = null;
+  let sweeping: Promise<void> | null = null;
 
   const stepDown = (why: string) => {
     if (lease) logger.warn({ instanceId: options.instanceId, why }, "scheduler: no longer the leader");
@@ -67,6 +73,8 @@ export function startScheduler(
         lease = won;
         since = new Date();
         logger.info({ instanceId: options.instanceId, fencingToken: String(won.fencingToken) }, "scheduler: leading");
+        // Uploads of a previous leader's (or any instance's) process that died: not a bound later.
+        void sweep();
       } else if (won) await locks.release(won);
     } catch (err) {
       // Redis unreachable: a leader cannot know it still leads.
@@ -95,8 +103,23 @@ export function startScheduler(
     }
   }
 
+  function sweep() {
+    if (!lease || sweeping || stopped) return sweeping;
+    sweeping = sweepInterrupted(deps, options.importStaleMs)
+      .then((failed) => {
+        if (failed) logger.warn({ failed }, "scheduler: interrupted uploads failed and their events deleted");
+      })
+      .catch((err: unknown) => logger.error({ err }, "scheduler: upload sweep failed"))
+      .finally(() => {
+        sweeping = null;
+      });
+    return sweeping;
+  }
+
   const election = setInterval(() => void campaign(), Math.max(50, Math.floor(options.lockTtlMs / 3)));
   election.unref();
+  const sweeper = setInterval(() => void sweep(), Math.max(500, Math.floor(options.importStaleMs / 2)));
+  sweeper.unref();
   void campaign();
   const tasks: ScheduledTask[] = [
     cron.schedule("* * * * * *", () => tick(), { name: "scheduler-tick", noOverlap: true }),
@@ -123,8 +146,10 @@ export function startScheduler(
     async stop() {
       stopped = true;
       clearInterval(election);
+      clearInterval(sweeper);
       for (const task of tasks) await task.destroy();
       await inFlight;
+      await sweeping;
       const held = lease;
       lease = null;
       if (held) await locks.release(held).catch(() => undefined);

@@ -1,7 +1,8 @@
 // Operation limits from config, on HTTP and WebSocket alike (they run in parse and validate).
 // graphql-armor's rejections get stable codes so that clients can tell them apart.
 import { EnvelopArmorPlugin } from "@escape.tech/graphql-armor";
-import { GraphQLError, type ValidationContext } from "graphql";
+import { GraphQLError, Lexer, Source, TokenKind, type ValidationContext } from "graphql";
+import type { Plugin } from "graphql-yoga";
 import type { Config } from "../config.ts";
 
 function rejectWith(code: string) {
@@ -19,8 +20,8 @@ function rejectWith(code: string) {
   };
 }
 
-export function armorPlugin(limits: Config["limits"], production: boolean) {
-  return EnvelopArmorPlugin({
+export function armorPlugin(limits: Config["limits"], production: boolean): Plugin {
+  const armor = EnvelopArmorPlugin({
     maxTokens: { n: limits.maxTokens, ...rejectWith("TOKEN_LIMIT_EXCEEDED") },
     maxDepth: { n: limits.maxDepth, ...rejectWith("DEPTH_LIMIT_EXCEEDED") },
     maxAliases: { n: limits.maxAliases, ...rejectWith("ALIAS_LIMIT_EXCEEDED") },
@@ -29,4 +30,64 @@ export function armorPlugin(limits: Config["limits"], production: boolean) {
     // "Did you mean …" helps people in GraphiQL and probing clients alike: development only.
     blockFieldSuggestion: { enabled: production },
   });
+  // Selections (an inline fragment may add a level to each), one argument list, then a value.
+  const maxNesting = 2 * limits.maxDepth + limits.maxInputDepth + 4;
+  const nesting = nestingLimit(maxNesting, limits.maxTokens);
+  return {
+    onPluginInit({ addPlugin }) {
+      // After armor: its token limit replaces the parse function outright; this one wraps
+      // whatever it finds, so it must come last to run first.
+      addPlugin(armor as Plugin);
+      addPlugin(nesting);
+    },
+  };
+}
+
+const OPENING = new Set<string>([TokenKind.BRACE_L, TokenKind.BRACKET_L, TokenKind.PAREN_L]);
+const CLOSING = new Set<string>([TokenKind.BRACE_R, TokenKind.BRACKET_R, TokenKind.PAREN_R]);
+
+/**
+ * graphql-js parses nesting by recursion, and so do armor's depth and cost rules: a document
+ * nested a few thousand levels (within a raised MAX_TOKENS) overflows the stack before any
+ * limit answers. Its brackets are counted first, by the lexer, in a loop, over no more tokens
+ * than the parser would read.
+ */
+function nestingLimit(maxNesting: number, maxTokens: number): Plugin {
+  return {
+    // Wraps the parse function rather than checking here: a document from Yoga's parser cache
+    // is never parsed again, so it is not lexed again either.
+    onParse({ parseFn, setParseFn }) {
+      setParseFn((source, options) => {
+        const body = typeof source === "string" ? source : source.body;
+        if (deeperThan(body, maxNesting, maxTokens)) {
+          throw new GraphQLError(`The document nests deeper than ${maxNesting} levels.`, {
+            extensions: { code: "DEPTH_LIMIT_EXCEEDED" },
+          });
+        }
+        return parseFn(source, options);
+      });
+    },
+  };
+}
+
+function deeperThan(body: string, maxNesting: number, maxTokens: number): boolean {
+  // Most documents hold fewer brackets than the limit in all: no need to lex them.
+  let brackets = 0;
+  for (let i = 0; i < body.length && brackets <= maxNesting; i++) {
+    const c = body.charCodeAt(i);
+    if (c === 0x7b || c === 0x5b || c === 0x28) brackets++;
+  }
+  if (brackets <= maxNesting) return false;
+  const lexer = new Lexer(new Source(body));
+  let depth = 0;
+  try {
+    for (let n = 0, token = lexer.advance(); token.kind !== TokenKind.EOF && n <= maxTokens; n++) {
+      if (OPENING.has(token.kind) && ++depth > maxNesting) return true;
+      if (CLOSING.has(token.kind)) depth--;
+      token = lexer.advance();
+    }
+  } catch {
+    // A syntax error: the parser reports it.
+  }
+  return false;
 }

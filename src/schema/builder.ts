@@ -10,6 +10,9 @@ import type PrismaTypes from "../generated/pothos-types.ts";
 import { getDatamodel } from "../generated/pothos-types.ts";
 import { decodeId } from "./globalId.ts";
 
+/** How many ids one `nodes` query may name. */
+const MAX_NODE_IDS = 100;
+
 export const builder = new SchemaBuilder<{
   Context: Context;
   PrismaTypes: PrismaTypes;
@@ -57,7 +60,13 @@ export const builder = new SchemaBuilder<{
     cursorType: "String",
     decodeGlobalID: (globalId) => decodeId(globalId),
     nodeQueryOptions: { authScopes: { public: true } },
-    nodesQueryOptions: { authScopes: { public: true } },
+    nodesQueryOptions: {
+      authScopes: { public: true },
+      // Each id is a lookup: a bounded page of them, refused before any is loaded (server/inputGuard.ts reads maxItems).
+      args: {
+        ids: { description: `At most ${MAX_NODE_IDS} ids.`, extensions: { maxItems: MAX_NODE_IDS } },
+      },
+    },
   },
 });
 

@@ -9,7 +9,26 @@ const HTTP_STATUS: Record<string, number> = { UNAUTHENTICATED: 401, PAYLOAD_TOO_
 // Yoga's multipart parser names a too-large file its own way; one code for one condition.
 const RENAMED_CODES: Record<string, string> = { REQUEST_ENTITY_TOO_LARGE: "PAYLOAD_TOO_LARGE" };
 
+/**
+ * Longest message a client is shown. Messages quote input (graphql-js's variable coercion
+ * quotes the whole value, twice): a 900 KB string must not come back as a 2 MB error.
+ */
+export const MAX_MESSAGE_LENGTH = 300;
+
 export function toGraphQLError(error: unknown): GraphQLError {
+  const mapped = map(error);
+  return mapped.message.length > MAX_MESSAGE_LENGTH ? withMessage(mapped, clip(mapped.message)) : mapped;
+}
+
+/** A short prefix of a text that may be input, for a message: at most `max` characters (whole code points). */
+export function clip(text: string, max = MAX_MESSAGE_LENGTH): string {
+  if (text.length <= max) return text;
+  // Not cutting a surrogate pair in two: a lone half is not valid UTF-8 in the response.
+  const cut = /[\uD800-\uDBFF]/.test(text[max - 2] ?? "") ? max - 2 : max - 1;
+  return `${text.slice(0, cut)}…`;
+}
+
+function map(error: unknown): GraphQLError {
   const original = error instanceof GraphQLError ? (error.originalError ?? error) : error;
   if (original instanceof AppError) {
     const status = original instanceof UnauthenticatedError ? 401 : HTTP_STATUS[original.code];
@@ -19,6 +38,7 @@ export function toGraphQLError(error: unknown): GraphQLError {
       extensions: {
         code: original.code,
         ...original.details,
+        ...clippedFieldErrors(original.details?.fieldErrors),
         ...(status ? { http: { status } } : {}),
       },
     });
@@ -64,6 +84,18 @@ export function toGraphQLError(error: unknown): GraphQLError {
   });
 }
 
+/** Field errors quote input too (a repeated id, an unknown name): each clipped like a message. */
+function clippedFieldErrors(fieldErrors: unknown) {
+  if (!Array.isArray(fieldErrors)) return {};
+  return {
+    fieldErrors: fieldErrors.map((e: { path?: unknown; message?: unknown }) => ({
+      ...e,
+      ...(typeof e.path === "string" ? { path: clip(e.path, 200) } : {}),
+      ...(typeof e.message === "string" ? { message: clip(e.message) } : {}),
+    })),
+  };
+}
+
 export function isUnexpected(error: GraphQLError) {
   return error.extensions.code === "INTERNAL_SERVER_ERROR";
 }
@@ -76,5 +108,16 @@ function withCode(error: GraphQLError, code: string) {
     path: error.path,
     originalError: error.originalError,
     extensions: { ...error.extensions, code },
+  });
+}
+
+function withMessage(error: GraphQLError, message: string) {
+  return new GraphQLError(message, {
+    nodes: error.nodes,
+    source: error.source,
+    positions: error.positions,
+    path: error.path,
+    originalError: error.originalError,
+    extensions: error.extensions,
   });
 }

@@ -8,6 +8,7 @@ import { type ExecutionResult, GraphQLError, getOperationAST } from "graphql";
 import type { AppDeps } from "../context.ts";
 import { auditRejectedMutation } from "../features/audit/audit.plugin.ts";
 import { toGraphQLError } from "../schema/errors.ts";
+import { BodyTooLargeError, readBody } from "./body.ts";
 import { clientIp, withRequestId, type YogaServer } from "./yoga.ts";
 
 const GRAPHQL_RESPONSE = "application/graphql-response+json";
@@ -47,12 +48,12 @@ export function createFastPath(yoga: YogaServer, deps: AppDeps) {
 
     let params: { query?: unknown; variables?: unknown; operationName?: unknown };
     try {
-      params = JSON.parse(await readBody(req, config.maxBodyBytes));
+      params = JSON.parse((await readBody(req, config.maxBodyBytes)).toString("utf8"));
     } catch (err) {
-      const tooLarge = (err as Error).message === "too large";
+      const tooLarge = err instanceof BodyTooLargeError;
       if (tooLarge) res.shouldKeepAlive = false;
       return fail(tooLarge ? 413 : 400, [
-        new GraphQLError(tooLarge ? "The request body is too large." : "POST body sent invalid JSON.", {
+        new GraphQLError(tooLarge ? `The request body is over ${err.limit} bytes.` : "POST body sent invalid JSON.", {
           extensions: { code: tooLarge ? "PAYLOAD_TOO_LARGE" : "BAD_REQUEST" },
         }),
       ]);
@@ -139,26 +140,4 @@ function httpStatus(errors: readonly GraphQLError[]): number | undefined {
     if (status) return status;
   }
   return undefined;
-}
-
-function readBody(req: IncomingMessage, limit: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        // Stop keeping it, but read the rest away so the 413 reaches the client; the
-        // connection closes after it.
-        req.off("data", onData);
-        req.resume();
-        reject(new Error("too large"));
-        return;
-      }
-      chunks.push(chunk);
-    };
-    req.on("data", onData);
-    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
-    req.on("error", reject);
-  });
 }

@@ -9,6 +9,8 @@ import { useAudit } from "../features/audit/audit.plugin.ts";
 import { armorPlugin } from "../schema/armor.ts";
 import { isUnexpected, toGraphQLError } from "../schema/errors.ts";
 import { schema } from "../schema/schema.ts";
+import { useCsrfPrevention } from "./csrf.ts";
+import { useInputGuard } from "./inputGuard.ts";
 
 export interface ServerContext {
   requestId: string;
@@ -78,6 +80,8 @@ export function createYogaServer(deps: AppDeps) {
       }
     },
     plugins: [
+      // First: a forged form post is refused before anything parses it.
+      useCsrfPrevention(),
       armorPlugin(config.limits, config.production),
       useErrorHandler(({ errors, context }) => {
         const ctx = context as Partial<Context>;
@@ -88,7 +92,13 @@ export function createYogaServer(deps: AppDeps) {
         }
       }),
       useRequestIdInErrors(),
-      useAudit(),
+      useAudit<ServerContext>(deps, ({ requestId, req }) => ({
+        requestId,
+        ip: clientIp(req, config.trustProxy),
+        userAgent: req?.headers["user-agent"] ?? null,
+      })),
+      // After the audit plugin: a mutation it refuses is still audited, one entry per root field.
+      useInputGuard(config.limits),
     ],
   });
 }

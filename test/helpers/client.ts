@@ -77,6 +77,8 @@ export async function gqlUpload<T = Record<string, unknown>>(
     method: "POST",
     headers: {
       accept: "application/graphql-response+json",
+      // Required of multipart requests (CSRF): a header no HTML form can send.
+      "graphql-preflight": "1",
       ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
     },
     body: form,

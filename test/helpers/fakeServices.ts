@@ -8,6 +8,8 @@ export interface Recorded {
   method: string;
   path: string;
   headers: IncomingMessage["headers"];
+  /** Node's flat ["name", "value", …] list, as a service might dump it. */
+  rawHeaders: string[];
   body: string;
 }
 
@@ -44,6 +46,72 @@ const ROUTES: [string, RegExp, Handler][] = [
     },
   ],
   ["GET", /^\/echo-auth$/, (q, res) => json(res, 401, { error: `bad credentials ${q.headers.authorization}` })],
+  // Echoes the whole request back (status from ?status=), as JSON or, under /echo-text, as raw
+  // header lines: a service that reflects credentials, for the scrubbing tests.
+  [
+    "*",
+    /^\/echo(\?|\/|$)/,
+    (q, res) => {
+      const status = Number(new URL(q.path, "http://x").searchParams.get("status") ?? 200);
+      json(res, status, { method: q.method, path: q.path, headers: q.headers, body: q.body });
+    },
+  ],
+  [
+    "*",
+    /^\/echo-text(\?|\/|$)/,
+    (q, res) => {
+      const lines = Object.entries(q.headers).map(([k, v]) => `${k}: ${String(v)}`);
+      res
+        .writeHead(200, { "content-type": "text/plain" })
+        .end(`${q.method} ${q.path}\n${lines.join("\n")}\n\n${q.body}`);
+    },
+  ],
+  // Answers 400 with n characters of padding, then the raw header list: a service error that
+  // reflects the Authorization header at any offset. With ?prefix=k, only its first k characters
+  // (a service that cut it off itself).
+  [
+    "*",
+    /^\/err\/\d+(\?|$)/,
+    (q, res) => {
+      const url = new URL(q.path, "http://x");
+      const pad = "x".repeat(Number(url.pathname.split("/")[2]));
+      const prefix = url.searchParams.get("prefix");
+      const tail =
+        prefix === null ? JSON.stringify(q.rawHeaders) : String(q.headers.authorization).slice(0, Number(prefix));
+      res.writeHead(400, { "content-type": "text/plain" }).end(`${pad}${tail}`);
+    },
+  ],
+  // The request's credentials re-encoded the ways services do: upper case, lower-case
+  // percent-encoding, hex, base64 of the bearer token alone, and header lists in the layouts of
+  // Node's rawHeaders and of HAR. As JSON, or (?as=text) the same as plain text.
+  [
+    "*",
+    /^\/forms(\?|$)/,
+    (q, res) => {
+      const auth = String(q.headers.authorization ?? "");
+      const token = auth.replace(/^Bearer\s+/i, "");
+      const forms = {
+        upper: auth.toUpperCase(),
+        lower: auth.toLowerCase(),
+        percentLower: encodeURIComponent(auth).replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase()),
+        tokenPercent: encodeURIComponent(token),
+        hex: Buffer.from(auth).toString("hex"),
+        hexUpper: Buffer.from(auth).toString("hex").toUpperCase(),
+        tokenHex: Buffer.from(token).toString("hex"),
+        tokenBase64: Buffer.from(token).toString("base64"),
+        tokenBase64url: Buffer.from(token).toString("base64url"),
+        inText: `token=${Buffer.from(token).toString("base64url")};`,
+        rawHeaders: q.rawHeaders,
+        har: Object.entries(q.headers).map(([name, value]) => ({ name, value })),
+        harReversed: Object.entries(q.headers).map(([name, value]) => ({ value, name })),
+      };
+      if (new URL(q.path, "http://x").searchParams.get("as") === "text") {
+        res.writeHead(200, { "content-type": "text/plain" }).end(JSON.stringify(forms));
+      } else json(res, 200, forms);
+    },
+  ],
+  // Text PostgreSQL cannot store, escaped in valid JSON: a lone surrogate and a NUL.
+  ["GET", /^\/unstorable$/, (_q, res) => res.writeHead(200).end('{"lone":"\\ud800","nul":"a\\u0000b"}')],
   // Never answers: for timeouts.
   ["GET", /^\/hang$/, () => undefined],
 ];
@@ -57,9 +125,15 @@ export async function startFakeServices() {
       body += chunk;
     });
     req.on("end", () => {
-      const recorded = { method: req.method ?? "", path: req.url ?? "", headers: req.headers, body };
+      const recorded = {
+        method: req.method ?? "",
+        path: req.url ?? "",
+        headers: req.headers,
+        rawHeaders: req.rawHeaders,
+        body,
+      };
       requests.push(recorded);
-      const route = ROUTES.find(([m, p]) => m === recorded.method && p.test(recorded.path));
+      const route = ROUTES.find(([m, p]) => (m === "*" || m === recorded.method) && p.test(recorded.path));
       if (route) route[2](recorded, res);
       else json(res, 404, { error: "not found" });
     });
@@ -68,6 +142,7 @@ export async function startFakeServices() {
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
+    port,
     requests,
     /** The requests recorded since `from` (an index into requests). */
     since: (from: number) => requests.slice(from),

@@ -8,6 +8,7 @@ import { uniqueViolation } from "../../infra/dbErrors.ts";
 import { parseInput } from "../../validation.ts";
 import { authorize } from "../auth/access.ts";
 import { CONNECTORS, type ConnectorCall, type ConnectorDefinition, connectorByKey } from "./registry.ts";
+import { type Scrubber, scrubberFor } from "./scrub.ts";
 
 /** The system connectors as rows: made or refreshed at start, so integrations can reference them. */
 export async function syncConnectors(prisma: PrismaClient) {
@@ -129,15 +130,16 @@ export async function updateIntegration({ ctx, id, input }: { ctx: Context; id: 
   }
   if (data.secrets) {
     // Secrets sealed under a key no longer configured start from nothing: they can be set again.
-    const merged: Record<string, unknown> = {
-      ...openSecrets(ctx, integration.secretsCiphertext, integration.organizationId, { lenient: true }),
-    };
+    // A Map: a key named "__proto__" is a key like any other (and then refused as unknown).
+    const merged = new Map<string, unknown>(
+      Object.entries(openSecrets(ctx, integration.secretsCiphertext, integration.organizationId, { lenient: true })),
+    );
     for (const [k, v] of Object.entries(data.secrets)) {
-      if (v === null) delete merged[k];
-      else merged[k] = v;
+      if (v === null) merged.delete(k);
+      else merged.set(k, v);
     }
     const sealed = ctx.secrets.seal(
-      parseParts([[connector.secrets, merged, "secrets"]])[0] as Record<string, string>,
+      parseParts([[connector.secrets, Object.fromEntries(merged), "secrets"]])[0] as Record<string, string>,
       integration.organizationId,
     );
     update.secretsCiphertext = sealed.ciphertext;
@@ -176,11 +178,22 @@ export function openSecrets(
   }
 }
 
-/** Removes every secret value from a message: a service that echoes a credential must not leak it. */
-export function scrub(message: string, secrets: Record<string, string>) {
-  let clean = message;
-  for (const value of Object.values(secrets)) if (value.length >= 4) clean = clean.split(value).join("[redacted]");
-  return clean;
+/**
+ * A scrubber for every secret of every integration of the organization (turned off ones and
+ * all): a step's output may echo any of them, not only the one its integration holds.
+ */
+export async function organizationScrubber(
+  deps: Pick<Context, "prisma" | "secrets">,
+  organizationId: string,
+): Promise<Scrubber> {
+  const rows = await deps.prisma.integration.findMany({
+    where: { organizationId, secretsCiphertext: { not: null } },
+    select: { secretsCiphertext: true },
+  });
+  const values = rows.flatMap((r) =>
+    Object.values(openSecrets(deps, r.secretsCiphertext, organizationId, { lenient: true })),
+  );
+  return scrubberFor(values.filter((v): v is string => typeof v === "string"));
 }
 
 /** Everything a step or a test needs to call the integration's service. */
@@ -213,16 +226,15 @@ export async function callFor(
 export async function testIntegration({ ctx, id }: { ctx: Context; id: string }) {
   const { integration } = await load(ctx, id);
   await authorize(ctx, integration.organizationId, "execute", "Integration");
-  let secrets: Record<string, string> = {};
   try {
     const { connector, call } = await callFor(ctx, id, integration.organizationId);
-    secrets = call.secrets;
     const message = await connector.test(call);
     await ctx.prisma.integration.update({ where: { id }, data: { lastSyncAt: new Date(), lastError: null } });
     return { ok: true, code: null, message };
   } catch (err) {
     const code = err instanceof AppError ? err.code : "CONNECTOR_FAILED";
-    const message = scrub(err instanceof Error ? err.message : String(err), secrets).slice(0, 500);
+    const scrubber = await organizationScrubber(ctx, integration.organizationId);
+    const message = scrubber.clip(err instanceof Error ? err.message : String(err), 500);
     await ctx.prisma.integration.update({ where: { id }, data: { lastError: `${code}: ${message}` } });
     return { ok: false, code, message };
   }

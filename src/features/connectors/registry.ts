@@ -1,9 +1,10 @@
 // The seven connectors: each one's configuration (public) and secrets as zod schemas (their
 // JSON Schema is what the API shows), its connection test, and the actions workflow steps
 // call. Every call is the service's real API against a base URL that can be configured.
+import { isIP } from "node:net";
 import nodemailer from "nodemailer";
 import { z } from "zod";
-import { ConnectorError, type ConnectorNetwork, connectorFetch, hostAllowed } from "./connectorHttp.ts";
+import { allowedAddress, ConnectorError, type ConnectorNetwork, connectorFetch } from "./connectorHttp.ts";
 import { encodeKey, signS3 } from "./sigv4.ts";
 
 export interface ConnectorCall {
@@ -239,14 +240,14 @@ const smtp: ConnectorDefinition = {
   }),
   secrets: z.object({ password: z.string().optional() }),
   async test(call) {
-    await transport(call).verify();
+    await (await transport(call)).verify();
     return "The SMTP server accepted the connection.";
   },
   actions: {
     async sendMail(call, input) {
       const c = call.config as { fromEmail: string };
       const to = Array.isArray(input.to) ? input.to.map(String) : [text(input, "to")];
-      const info = await transport(call).sendMail({
+      const info = await (await transport(call)).sendMail({
         from: c.fromEmail,
         to,
         subject: text(input, "subject"),
@@ -257,17 +258,17 @@ const smtp: ConnectorDefinition = {
   },
 };
 
-function transport({ config, secrets, network }: ConnectorCall) {
+/** SMTP's usual ports; any other needs a "host:port" entry. */
+const SMTP_PORTS = [465, 587, 25] as const;
+
+/** A transport to the checked address, with TLS still verifying the configured name. */
+async function transport({ config, secrets, network }: ConnectorCall) {
   const c = config as { host: string; port: number; secure: boolean; username?: string };
-  const probe = new URL(`smtp://${c.host}:${c.port}`);
-  if (!hostAllowed(probe, network.allowedHosts)) {
-    throw new ConnectorError(
-      "HOST_NOT_ALLOWED",
-      `${c.host} is not in CONNECTOR_ALLOWED_HOSTS; ask an operator to allow it.`,
-    );
-  }
+  const hostname = c.host.replace(/^\[|\]$/g, "");
+  const pinned = await allowedAddress(network, { hostname, port: c.port, usualPorts: SMTP_PORTS });
   return nodemailer.createTransport({
-    host: c.host,
+    host: pinned.address,
+    ...(isIP(hostname) ? {} : { servername: hostname }),
     port: c.port,
     secure: c.secure,
     auth: c.username ? { user: c.username, pass: secrets.password ?? "" } : undefined,
@@ -307,7 +308,9 @@ const http: ConnectorDefinition = {
       try {
         return { status: res.status, body: res.json() };
       } catch {
-        return { status: res.status, body: res.body.slice(0, 10_000) };
+        // Whole, like a JSON body (MAX_RESPONSE_BYTES bounds both): cut here, before the runner
+        // scrubs it, the start of a secret would survive.
+        return { status: res.status, body: res.body };
       }
     },
   },
@@ -328,6 +331,21 @@ function withinBase(baseUrl: string, path: string): string {
   }
   return target.toString();
 }
+
+type Action = ConnectorDefinition["actions"][string];
+
+/**
+ * A connector's action by a name from a workflow definition: its own actions only, so
+ * "constructor", "__proto__" or "toString" are no action at all (they would resolve to
+ * Object's members and hand the call, secrets included, back as the step's output).
+ */
+export function actionOf(connector: ConnectorDefinition, name: string): Action | undefined {
+  if (!Object.hasOwn(connector.actions, name)) return undefined;
+  const action = connector.actions[name];
+  return typeof action === "function" ? action : undefined;
+}
+
+export const actionNames = (connector: ConnectorDefinition) => Object.keys(connector.actions);
 
 export const CONNECTORS: readonly ConnectorDefinition[] = [github, slack, googleDrive, dropbox, s3, smtp, http];
 export const connectorByKey = new Map(CONNECTORS.map((c) => [c.key, c]));

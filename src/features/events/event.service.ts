@@ -168,6 +168,11 @@ export async function recordEvent({
   }
 }
 
+/** Tells the pipeline there is work: events stored, or an upload's events made analysable by its completion. */
+export function wakeAnalysis(deps: { pubsub: PubSub }, organizationId: string) {
+  deps.pubsub.publish(ANALYSIS_TOPIC, "all", { id: organizationId, kind: "CREATED" });
+}
+
 /**
  * After events are stored: wakes the analysis pipeline, and tells live subscribers (one
  * event by id, a batch as a summary of how many were stored).
@@ -177,7 +182,7 @@ export function notifyRecorded(
   target: { organizationId: string; userId: string },
   recorded: { eventId: string } | { count: number },
 ) {
-  deps.pubsub.publish(ANALYSIS_TOPIC, "all", { id: target.organizationId, kind: "CREATED" });
+  wakeAnalysis(deps, target.organizationId);
   const single = "eventId" in recorded;
   return deps.live.publish("EVENTS", target.organizationId, {
     id: single ? recorded.eventId : randomUUID(),

@@ -16,7 +16,10 @@ const ExportDatasetRef = builder.enumType("ExportDataset", { values: ["EVENTS", 
 
 const DownloadLink = builder.objectRef<{ url: string; expiresAt: Date }>("DownloadLink").implement({
   fields: (t) => ({
-    url: t.exposeString("url", { description: "Path on this API; GET it within five minutes, no header needed." }),
+    url: t.exposeString("url", {
+      description:
+        "Path on this API; GET it once, within five minutes. No header needed; credentials sent along must be the same user's.",
+    }),
     expiresAt: t.expose("expiresAt", { type: "DateTime" }),
   }),
 });

@@ -2,6 +2,7 @@
 // never sits in memory. The CSV columns of events are the ones an import reads, so an
 // export can be imported elsewhere as it is.
 import type { Context } from "../../context.ts";
+import { ValidationError } from "../../errors.ts";
 import type { Prisma } from "../../generated/prisma/client.ts";
 import { encodeId } from "../../schema/globalId.ts";
 import { authorize } from "../auth/access.ts";
@@ -107,14 +108,16 @@ export async function checkExport(ctx: Context, params: ExportParams) {
   eventWhere(params.filter);
 }
 
-const COLUMNS: Record<ExportDataset, string[]> = {
-  EVENTS: [...EXPORT_ONLY_FIELDS, ...INPUT_FIELDS],
-  PATTERNS: ["id", "fileExtension", "count", "lastUsedAt", "tools", "recentPaths", "userId"],
-};
+// A Map: the dataset arrives in a link's params, and a name like "constructor" must find nothing.
+const COLUMNS = new Map<ExportDataset, string[]>([
+  ["EVENTS", [...EXPORT_ONLY_FIELDS, ...INPUT_FIELDS]],
+  ["PATTERNS", ["id", "fileExtension", "count", "lastUsedAt", "tools", "recentPaths", "userId"]],
+]);
 
 /** The file, as text chunks: a page of rows each, so a large export never sits in memory. */
 export async function* exportChunks(ctx: Context, params: ExportParams): AsyncGenerator<string> {
-  const columns = COLUMNS[params.dataset];
+  const columns = COLUMNS.get(params.dataset);
+  if (!columns) throw new ValidationError("Unknown dataset.", [{ path: "dataset", message: "is not a dataset" }]);
   let first = true;
   yield params.format === "JSON" ? "[" : `${columns.join(",")}\r\n`;
   for await (const rows of pages(ctx, params)) {

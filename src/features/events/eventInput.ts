@@ -1,7 +1,7 @@
 // What an event is, as the local agent, a batch, or an import line sends it: one zod schema
 // for all three, so a line of a CSV file is held to exactly the rules of a recorded event.
 import { z } from "zod";
-import { hasControl, isWellFormed } from "../../text.ts";
+import { hasControl, MAX_JSON_DEPTH, unstorableJson } from "../../text.ts";
 
 export const EVENT_KINDS = [
   "FILE_CREATED",
@@ -56,17 +56,6 @@ const MAX_DETAILS_BYTES = 8 * 1024;
 const MAX_FUTURE_MS = 5 * 60_000;
 const EARLIEST = new Date("2000-01-01T00:00:00Z");
 
-/** Text PostgreSQL's jsonb cannot hold (U+0000, lone surrogates), in keys or values, and nesting it will not parse. */
-const unstorable = (v: unknown, depth = 0): boolean =>
-  depth > 32 ||
-  (typeof v === "string"
-    ? v.includes("\u0000") || !isWellFormed(v)
-    : Array.isArray(v)
-      ? v.some((x) => unstorable(x, depth + 1))
-      : v !== null &&
-        typeof v === "object" &&
-        Object.entries(v).some(([k, x]) => k.includes("\u0000") || !isWellFormed(k) || unstorable(x, depth + 1)));
-
 // Paths come from any OS: no control characters (they break logs and CSV), and at most 1024
 // bytes, not characters: two paths must fit one index row of file_relationships.
 const path = z
@@ -111,7 +100,10 @@ export const eventInput = z
         (d) => JSON.stringify(d).length <= MAX_DETAILS_BYTES,
         `must be at most ${MAX_DETAILS_BYTES} bytes as JSON`,
       )
-      .refine((d) => !unstorable(d), "must be nested at most 32 levels, without NUL characters or lone surrogates")
+      .refine(
+        (d) => !unstorableJson(d),
+        `must be nested at most ${MAX_JSON_DEPTH} levels, without NUL characters or lone surrogates`,
+      )
       .nullish(),
     occurredAt: z.coerce
       .date()

@@ -8,6 +8,18 @@ import { type AnalysedEvent, type Deltas, detect, mergeRecent, type Segment, seg
 
 export const CHUNK = 500;
 
+/**
+ * The pipeline's queue: events not yet analysed, except those of an upload that has not
+ * COMPLETED. An import stores its events chunk by chunk and deletes them if it fails (or
+ * the sweep does, if its process died), so counting them early would leave patterns
+ * counting rows that no longer exist. Completing the upload wakes the pipeline for them.
+ * (A left join on the uploads' primary key; the events side stays on analyzed_at.)
+ */
+export const ANALYSABLE = {
+  analyzedAt: null,
+  OR: [{ uploadId: null }, { upload: { status: "COMPLETED" } }],
+} satisfies Prisma.EventWhereInput;
+
 const EVENT_FIELDS = {
   id: true,
   occurredAt: true,
@@ -81,7 +93,7 @@ function transaction(
       }
 
       const fresh = await tx.event.findMany({
-        where: { organizationId, userId, analyzedAt: null },
+        where: { organizationId, userId, ...ANALYSABLE },
         orderBy: [{ occurredAt: "asc" }, { id: "asc" }],
         take: CHUNK + 1,
         select: EVENT_FIELDS,

@@ -28,8 +28,11 @@ const STEPS: Record<ConnectorKey, (s: Draft) => { action: string; input: Record<
 };
 
 export function draftWorkflowFor(suggestion: Draft) {
-  const connector = suggestion.suggestedIntegration as ConnectorKey;
-  const step = (STEPS[connector] ?? STEPS.http)(suggestion);
+  // A stored string, looked up among STEPS' own keys only ("constructor" is not a connector).
+  const connector = (
+    Object.hasOwn(STEPS, suggestion.suggestedIntegration) ? suggestion.suggestedIntegration : "http"
+  ) as ConnectorKey;
+  const step = STEPS[connector](suggestion);
   return {
     name: suggestion.title.slice(0, 200),
     description: suggestion.reasoning,

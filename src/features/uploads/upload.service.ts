@@ -1,7 +1,10 @@
 // Files in: an import of events (CSV or JSON lines), all or nothing with a report of every
 // bad line; or a plain file, stored and recorded as an event. Progress is published while
-// an import runs, so a client can show it.
+// an import runs, so a client can show it. An upload's events are left out of analysis
+// until it completes (see analysis.service.ts), and deleted if it fails, here or, when
+// its process died, by the leader's sweep (liveness.ts).
 import path from "node:path";
+import { setImmediate } from "node:timers/promises";
 import type { Context } from "../../context.ts";
 import { ValidationError } from "../../errors.ts";
 import type { Prisma } from "../../generated/prisma/client.ts";
@@ -16,12 +19,15 @@ import {
   rowOf,
   validateEvent,
   validateEvents,
+  wakeAnalysis,
 } from "../events/event.service.ts";
 import type { EventDraft } from "../events/eventInput.ts";
 import { type ImportFormat, readRecords, UnreadableFileError } from "./importLines.ts";
+import { EVENT_CHUNK, failUpload, keepAlive, renew, UploadInterruptedError } from "./liveness.ts";
 
 const PROGRESS_EVERY = 1000;
-const INSERT_CHUNK = 1000;
+// Lines validated between two turns of the event loop.
+const VALIDATE_CHUNK = 1000;
 const REPORTED_ERRORS = 100;
 
 /** The format named, else the one the file name says. */
@@ -48,10 +54,11 @@ function displayName(name: string) {
   return clean || "upload";
 }
 
-async function store(ctx: Context, target: IngestTarget, file: File, kind: "FILE" | "EVENT_IMPORT") {
+/** The upload's row, PROCESSING (and beating, see settle) until it completes or fails. */
+async function begin(ctx: Context, target: IngestTarget, file: File, kind: "FILE" | "EVENT_IMPORT") {
   const max = ctx.config.uploads.maxBytes;
   if (file.size > max) throw tooLarge(max);
-  const upload = await ctx.prisma.upload.create({
+  return ctx.prisma.upload.create({
     data: {
       organizationId: target.organizationId,
       userId: target.userId,
@@ -64,18 +71,40 @@ async function store(ctx: Context, target: IngestTarget, file: File, kind: "FILE
       storageKey: `${target.organizationId}/pending-${crypto.randomUUID()}`,
     },
   });
-  const storageKey = `${target.organizationId}/${upload.id}`;
+}
+
+/** Streams the file into storage, under the upload's id. */
+async function store(ctx: Context, upload: { id: string; organizationId: string }, file: File) {
+  const max = ctx.config.uploads.maxBytes;
+  const storageKey = `${upload.organizationId}/${upload.id}`;
+  let stored: Awaited<ReturnType<typeof ctx.storage.put>>;
   try {
     // Web streams are async iterable (Yoga's ponyfill's and Node's alike).
-    const stored = await ctx.storage.put(storageKey, file.stream() as unknown as AsyncIterable<Uint8Array>, max);
-    return ctx.prisma.upload.update({
-      where: { id: upload.id },
-      data: { storageKey, sha256: stored.sha256, sizeBytes: BigInt(stored.sizeBytes) },
-    });
+    stored = await ctx.storage.put(storageKey, file.stream() as unknown as AsyncIterable<Uint8Array>, max);
   } catch (err) {
-    await ctx.prisma.upload.update({ where: { id: upload.id }, data: { status: "FAILED", completedAt: new Date() } });
     throw err instanceof FileTooLargeError ? tooLarge(max) : err;
   }
+  await whileProcessing(ctx, upload.id, { storageKey, sha256: stored.sha256, sizeBytes: BigInt(stored.sizeBytes) });
+  return { id: upload.id, organizationId: upload.organizationId, storageKey, sha256: stored.sha256 };
+}
+
+/** Updates an upload still PROCESSING; one a sweep has failed meanwhile is interrupted. */
+async function whileProcessing(ctx: Context, uploadId: string, data: Prisma.UploadUpdateManyMutationInput) {
+  const { count } = await ctx.prisma.upload.updateMany({
+    where: { id: uploadId, status: "PROCESSING" },
+    data: { ...data, heartbeatAt: new Date() },
+  });
+  if (count === 0) throw new UploadInterruptedError();
+}
+
+/** Marks the upload COMPLETED, which makes its events analysable: the pipeline is woken for them. */
+async function complete(
+  ctx: Context,
+  upload: { id: string; organizationId: string },
+  data: Prisma.UploadUpdateManyMutationInput = {},
+) {
+  await whileProcessing(ctx, upload.id, { ...data, status: "COMPLETED", completedAt: new Date() });
+  wakeAnalysis(ctx, upload.organizationId);
 }
 
 function tooLarge(max: number) {
@@ -104,29 +133,34 @@ export async function uploadFile({
   });
   // Checked before anything is stored: a file whose event would be refused is not kept.
   validateEvent(target, event("", ""));
-  const upload = await store(ctx, target, file, "FILE");
+  const upload = await begin(ctx, target, file, "FILE");
   return settle(ctx, upload.id, async () => {
-    const draft = validateEvent(target, event(upload.id, upload.sha256));
+    const stored = await store(ctx, upload, file);
+    const draft = validateEvent(target, event(upload.id, stored.sha256));
     await recordEvent({ ctx, target, draft, uploadId: upload.id });
-    return ctx.prisma.upload.update({
-      where: { id: upload.id },
-      data: { status: "COMPLETED", completedAt: new Date() },
-    });
+    await complete(ctx, upload);
+    return ctx.prisma.upload.findUniqueOrThrow({ where: { id: upload.id } });
   });
 }
 
-/** Runs the rest of an upload's work; on any failure the upload is marked FAILED, never left PROCESSING. */
-async function settle<T>(ctx: Context, uploadId: string, work: () => Promise<T>): Promise<T> {
+type Liveness = { readonly lost: boolean };
+
+/**
+ * Runs the rest of an upload's work with its heartbeat renewed meanwhile. On any failure
+ * the upload is marked FAILED and what it stored deleted; should this process die first,
+ * its beat stops and the leader's sweep does the same.
+ */
+async function settle<T>(ctx: Context, uploadId: string, work: (alive: Liveness) => Promise<T>): Promise<T> {
+  const beat = keepAlive(ctx, uploadId, ctx.config.uploads.staleMs);
   try {
-    return await work();
+    return await work(beat);
   } catch (err) {
-    await ctx.prisma.upload
-      .updateMany({
-        where: { id: uploadId, status: "PROCESSING" },
-        data: { status: "FAILED", completedAt: new Date() },
-      })
-      .catch((e: unknown) => ctx.logger.error({ err: e, uploadId }, "could not mark the upload failed"));
+    await failUpload(ctx.prisma, uploadId).catch((e: unknown) =>
+      ctx.logger.error({ err: e, uploadId }, "could not fail the upload; the sweep will once its beat is stale"),
+    );
     throw err;
+  } finally {
+    beat.stop();
   }
 }
 
@@ -143,7 +177,7 @@ export async function importEvents({
 }) {
   const target = await ingestTarget(ctx, organizationId);
   const kind = formatOf(file, format);
-  const upload = await store(ctx, target, file, "EVENT_IMPORT");
+  const upload = await begin(ctx, target, file, "EVENT_IMPORT");
   const progress = (phase: string, processedLines: number, totalLines: number | null) =>
     ctx.live.publish("IMPORTS", target.organizationId, {
       id: upload.id,
@@ -151,9 +185,9 @@ export async function importEvents({
       data: { phase, processedLines, totalLines, userId: target.userId },
     });
 
-  return settle(ctx, upload.id, async () => {
+  return settle(ctx, upload.id, async (alive) => {
     try {
-      return await importStored(ctx, target, upload, kind, progress);
+      return await importStored(ctx, target, await store(ctx, upload, file), kind, progress, alive);
     } catch (err) {
       if (!(err instanceof ImportRejectedError)) await progress("FAILED", 0, null);
       throw err;
@@ -164,9 +198,10 @@ export async function importEvents({
 async function importStored(
   ctx: Context,
   target: IngestTarget,
-  upload: { id: string; storageKey: string },
+  upload: { id: string; organizationId: string; storageKey: string },
   kind: ImportFormat,
   progress: (phase: string, processedLines: number, totalLines: number | null) => Promise<void>,
+  alive: Liveness,
 ) {
   // Pass 1: every line validated before anything is stored.
   const drafts: EventDraft[] = [];
@@ -196,7 +231,13 @@ async function importStored(
         errorCount++;
         if (errors.length < REPORTED_ERRORS) errors.push(...problems);
       }
-      if ((drafts.length + errorCount) % PROGRESS_EVERY === 0) progress("VALIDATING", drafts.length + errorCount, null);
+      const processed = drafts.length + errorCount;
+      if (processed % PROGRESS_EVERY === 0) progress("VALIDATING", processed, null);
+      // Reading a buffered file settles promise after promise without ever letting timers or sockets run.
+      if (processed % VALIDATE_CHUNK === 0) {
+        await setImmediate();
+        if (alive.lost) throw new UploadInterruptedError();
+      }
     }
     if (drafts.length + errorCount === 0) throw new UnreadableFileError("The file holds no events.");
   } catch (err) {
@@ -206,26 +247,28 @@ async function importStored(
   }
   if (errorCount > 0) return failImport(ctx, upload.id, target, lines, errors, errorCount);
 
-  // Pass 2: one transaction, so an import lands whole or not at all.
+  // Pass 2: stored in chunks, each its own short statement. One transaction for the whole
+  // file would hold the database for its length: PGlite has one connection, so every other
+  // request's query waited behind it (100,000 lines: over a minute), and its promise chain
+  // never let timers run (the scheduler lost its lease). Between chunks, other requests run.
+  // All or nothing still holds: nothing is stored before every line passed, the pipeline
+  // leaves the events alone until the upload is COMPLETED, and a failure part-way (or a
+  // process killed part-way, through the sweep) deletes what this import stored.
   const total = drafts.length;
   let stored = 0;
-  await ctx.prisma.$transaction(
-    async (tx) => {
-      for (let i = 0; i < total; i += INSERT_CHUNK) {
-        const { count } = await tx.event.createMany({
-          data: drafts.slice(i, i + INSERT_CHUNK).map((d) => rowOf(target, d, upload.id)),
-          skipDuplicates: true,
-        });
-        stored += count;
-        progress("IMPORTING", Math.min(i + INSERT_CHUNK, total), total);
-      }
-      await tx.upload.update({
-        where: { id: upload.id },
-        data: { status: "COMPLETED", totalLines: lines, importedCount: stored, errorCount: 0, completedAt: new Date() },
-      });
-    },
-    { timeout: 300_000, maxWait: 30_000 },
-  );
+  for (let i = 0; i < total; i += EVENT_CHUNK) {
+    // Before each chunk: once a sweep has failed this upload (it stalled past the bound), nothing more is stored.
+    if (!(await renew(ctx.prisma, upload.id))) throw new UploadInterruptedError();
+    const { count } = await ctx.prisma.event.createMany({
+      data: drafts.slice(i, i + EVENT_CHUNK).map((d) => rowOf(target, d, upload.id)),
+      skipDuplicates: true,
+    });
+    stored += count;
+    const done = Math.min(i + EVENT_CHUNK, total);
+    if (done % PROGRESS_EVERY === 0 || done === total) progress("IMPORTING", done, total);
+    await setImmediate();
+  }
+  await complete(ctx, upload, { totalLines: lines, importedCount: stored, errorCount: 0 });
   await progress("COMPLETED", total, total);
   if (stored > 0) await notifyRecorded(ctx, target, { count: stored });
   return { uploadId: upload.id, organizationId: target.organizationId, duplicates: total - stored };

@@ -1,6 +1,7 @@
 // A workflow's definition: typed steps, validated with field-level errors before any write.
 // Strings may use {{steps.<id>.output.<path>}} to take a previous step's output.
 import { z } from "zod";
+import { unstorableJson } from "../../text.ts";
 import { CONNECTOR_KEYS } from "../suggestions/rules.ts";
 
 const stepId = z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/, "must be 1-32 lowercase letters, digits, - or _");
@@ -93,6 +94,8 @@ export const definitionSchema = z
   })
   .strict()
   .superRefine((d, ctx) => {
+    const problem = unstorableJson(d);
+    if (problem) ctx.addIssue({ code: "custom", path: problem.path, message: problem.message });
     const seen = new Set<string>();
     d.steps.forEach((s, i) => {
       if (seen.has(s.id))

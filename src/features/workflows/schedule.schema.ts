@@ -93,6 +93,7 @@ builder.mutationFields((t) => ({
   }),
   scheduleDelete: t.id({
     authScopes: { authenticated: true },
+    description: "Deletes a schedule (owners and admins; a member can pause it with `scheduleUpdate`).",
     args: { id: t.arg.id({ required: true }) },
     resolve: async (_root, { id }, ctx, info) => {
       const row = await deleteSchedule({ ctx, id: scheduleId(id) });

@@ -86,10 +86,10 @@ export async function createSchedule({ ctx, workflowId, input }: { ctx: Context;
   });
 }
 
-async function ownSchedule(ctx: Context, id: string) {
+async function ownSchedule(ctx: Context, id: string, permission: "update" | "delete" = "update") {
   const schedule = await ctx.prisma.workflowSchedule.findUnique({ where: { id } });
   if (!schedule) throw new NotFoundError("Schedule");
-  await authorize(ctx, schedule.organizationId, "update", "Schedule");
+  await authorize(ctx, schedule.organizationId, permission, "Schedule");
   return schedule;
 }
 
@@ -129,8 +129,9 @@ export async function updateSchedule({ ctx, id, input }: { ctx: Context; id: str
   });
 }
 
+/** Deleting is deleting domain data: owners and admins, as the README's role table says (members pause). */
 export async function deleteSchedule({ ctx, id }: { ctx: Context; id: string }) {
-  const schedule = await ownSchedule(ctx, id);
+  const schedule = await ownSchedule(ctx, id, "delete");
   await ctx.prisma.workflowSchedule.delete({ where: { id } });
   return schedule;
 }

@@ -4,8 +4,10 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { AppDeps } from "../../context.ts";
 import { AppError } from "../../errors.ts";
 import { decodeId } from "../../schema/globalId.ts";
+import { memberRole, PERMISSIONS } from "../auth/access.ts";
 import { connectorFetch } from "../connectors/connectorHttp.ts";
-import { callFor, scrub } from "../connectors/integration.service.ts";
+import { callFor } from "../connectors/integration.service.ts";
+import { actionOf } from "../connectors/registry.ts";
 import { notifyRecorded } from "../events/event.service.ts";
 import { eventInput, toDraft } from "../events/eventInput.ts";
 import type { Step } from "./definition.ts";
@@ -14,11 +16,34 @@ export interface StepScope {
   steps: Record<string, { output: unknown }>;
 }
 
+/**
+ * Whom an event a run records belongs to. A manual run (or one through the API): the person
+ * who started it, or the API key's creator. A scheduled run: the author of the version that
+ * runs, i.e. whoever last saved its definition (a rollback counts as saving); never the
+ * workflow's creator or the schedule's, who may not have written the step. So a member who
+ * edits someone else's workflow makes events that are the member's.
+ */
+export interface RunActor {
+  userId: string | null;
+  basis: "STARTED_THE_RUN" | "AUTHORED_THE_VERSION";
+}
+
+export function runActor(execution: {
+  trigger: string;
+  triggeredById: string | null;
+  version: { authorId: string | null } | null;
+}): RunActor {
+  return execution.trigger === "SCHEDULE"
+    ? { userId: execution.version?.authorId ?? null, basis: "AUTHORED_THE_VERSION" }
+    : { userId: execution.triggeredById, basis: "STARTED_THE_RUN" };
+}
+
 export interface StepContext {
   deps: Pick<AppDeps, "prisma" | "secrets" | "config" | "pubsub" | "live">;
   organizationId: string;
-  /** Who started the run (or the workflow's creator, for a schedule): events it emits are theirs. */
-  userId: string | null;
+  actor: RunActor;
+  /** Where what a step records came from: shown in the event's details. */
+  run: { executionId: string; workflowId: string; version: number | null; trigger: string };
   scope: StepScope;
   signal: AbortSignal;
   log: (line: string) => void;
@@ -27,8 +52,17 @@ export interface StepContext {
 /** A condition that was false: the rest of the run is skipped, and the run succeeds. */
 export class ConditionFalse extends Error {}
 
+/** A path through own properties only: "constructor" or "__proto__" in a placeholder find nothing. */
 function lookup(scope: StepScope, path: string): unknown {
-  return path.split(".").reduce<unknown>((value, key) => (value as Record<string, unknown> | undefined)?.[key], scope);
+  return path
+    .split(".")
+    .reduce<unknown>(
+      (value, key) =>
+        value !== null && typeof value === "object" && Object.hasOwn(value, key)
+          ? (value as Record<string, unknown>)[key]
+          : undefined,
+      scope,
+    );
 }
 
 /** Fills {{steps.<id>.output.<path>}} in strings, at any depth; a string that is one placeholder takes the raw value. */
@@ -52,14 +86,24 @@ export function render(value: unknown, scope: StepScope): unknown {
   return value;
 }
 
-async function viaIntegration(ctx: StepContext, integrationId: string, action: string, input: Record<string, unknown>) {
+async function viaIntegration(
+  ctx: StepContext,
+  integrationId: string,
+  action: string,
+  input: Record<string, unknown>,
+  connectorKey?: string,
+) {
   const { connector, call } = await callFor(
     ctx.deps,
     decodeId(integrationId, "Integration").id,
     ctx.organizationId,
     ctx.signal,
   );
-  const run = connector.actions[action];
+  // Checked when the workflow was saved, and again here: a stored definition is not trusted.
+  if (connectorKey && connector.key !== connectorKey) {
+    throw new AppError("STEP_INVALID", `The step wants a ${connectorKey} integration, not ${connector.key}.`);
+  }
+  const run = actionOf(connector, action);
   if (!run) throw new AppError("STEP_INVALID", `The ${connector.key} connector has no action "${action}".`);
   ctx.log(`${connector.key}.${action}`);
   // Raced with the signal: not every client (SMTP) can be aborted mid-call.
@@ -67,14 +111,9 @@ async function viaIntegration(ctx: StepContext, integrationId: string, action: s
     if (ctx.signal.aborted) reject(ctx.signal.reason);
     ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason), { once: true });
   });
-  try {
-    return await Promise.race([run(call, input), aborted]);
-  } catch (err) {
-    // A service that echoes a credential back must not leave it in a run's logs.
-    if (err instanceof AppError) throw new AppError(err.code, scrub(err.message, call.secrets), err.details);
-    if (err instanceof Error) throw new Error(scrub(err.message, call.secrets));
-    throw err;
-  }
+  // What comes back (and any error, whose message holds the service's whole answer) is
+  // scrubbed of the organization's secrets by the runner, whole, before anything is cut.
+  return Promise.race([run(call, input), aborted]);
 }
 
 function compare(operator: string, actual: unknown, expected: unknown): boolean {
@@ -142,7 +181,13 @@ export async function runStep(step: Step, ctx: StepContext): Promise<unknown> {
       });
     case "connector":
       if (!step.integrationId) throw new AppError("STEP_INVALID", "Connect an integration to this step first.");
-      return viaIntegration(ctx, step.integrationId, step.action, r(step.input) as Record<string, unknown>);
+      return viaIntegration(
+        ctx,
+        step.integrationId,
+        step.action,
+        r(step.input) as Record<string, unknown>,
+        step.connector,
+      );
     case "delay":
       ctx.log(`waiting ${step.ms} ms`);
       await sleep(step.ms, undefined, { signal: ctx.signal });
@@ -156,19 +201,37 @@ export async function runStep(step: Step, ctx: StepContext): Promise<unknown> {
     }
     case "transform":
       return r(step.template);
-    case "emit_event": {
-      if (!ctx.userId) throw new AppError("STEP_INVALID", "Events belong to a user; this run has none.");
-      // The same rules as any recorded event.
-      const parsed = eventInput.safeParse(r(step.event));
-      if (!parsed.success)
-        throw new AppError("STEP_INVALID", `The event is invalid: ${parsed.error.issues[0]?.message}`);
-      const draft = toDraft(parsed.data, new Date());
-      const event = await ctx.deps.prisma.event.create({
-        data: { ...draft, details: draft.details as object, organizationId: ctx.organizationId, userId: ctx.userId },
-        select: { id: true },
-      });
-      await notifyRecorded(ctx.deps, { organizationId: ctx.organizationId, userId: ctx.userId }, { eventId: event.id });
-      return { eventId: event.id };
-    }
+    case "emit_event":
+      return emitEvent(ctx, r(step.event));
   }
+}
+
+/** Records the event as the run's actor (see RunActor), if they may still record events here. */
+async function emitEvent(ctx: StepContext, raw: unknown) {
+  const { userId, basis } = ctx.actor;
+  const who =
+    basis === "STARTED_THE_RUN" ? "the person who started the run" : `the author of version ${ctx.run.version}`;
+  if (!userId) throw new AppError("STEP_INVALID", `Events belong to a user, and ${who} is unknown.`);
+  const role = await memberRole(ctx.deps.prisma, ctx.organizationId, userId);
+  if (!role || !PERMISSIONS[role].has("create")) {
+    throw new AppError("STEP_INVALID", `The event would be ${who}'s, who may not record events here (any more).`);
+  }
+  // The same rules as any recorded event.
+  const parsed = eventInput.safeParse(raw);
+  if (!parsed.success) throw new AppError("STEP_INVALID", `The event is invalid: ${parsed.error.issues[0]?.message}`);
+  const draft = toDraft(parsed.data, new Date());
+  // Where it came from, over anything the step wrote under that key: who wrote it is checkable.
+  const workflowRun = { ...ctx.run, recordedAs: basis };
+  const event = await ctx.deps.prisma.event.create({
+    data: {
+      ...draft,
+      details: { ...(draft.details as object), workflowRun },
+      organizationId: ctx.organizationId,
+      userId,
+    },
+    select: { id: true },
+  });
+  await notifyRecorded(ctx.deps, { organizationId: ctx.organizationId, userId }, { eventId: event.id });
+  ctx.log(`event recorded as user ${userId} (${who})`);
+  return { eventId: event.id, userId, recordedAs: basis };
 }

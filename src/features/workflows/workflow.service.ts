@@ -7,6 +7,7 @@ import type { Prisma, WorkflowStatus } from "../../generated/prisma/client.ts";
 import { decodeId } from "../../schema/globalId.ts";
 import { parseInput } from "../../validation.ts";
 import { authorize } from "../auth/access.ts";
+import { actionNames, actionOf, connectorByKey } from "../connectors/registry.ts";
 import { actingUserId } from "../events/visibility.ts";
 import { type Definition, definitionSchema, STEP_CONNECTOR } from "./definition.ts";
 
@@ -33,6 +34,16 @@ export async function checkDefinition(
   const definition = parsed.data;
   const errors: { path: string; message: string }[] = [];
   for (const [i, step] of definition.steps.entries()) {
+    if (step.type === "connector") {
+      // Only the connector's own actions: "constructor" or "toString" would reach Object's.
+      const connector = connectorByKey.get(step.connector);
+      if (!connector || !actionOf(connector, step.action)) {
+        errors.push({
+          path: `definition.steps.${i}.action`,
+          message: `must be one of ${connector ? actionNames(connector).join(", ") : "the connector's actions"}`,
+        });
+      }
+    }
     if (!("integrationId" in step)) continue;
     const path = `definition.steps.${i}.integrationId`;
     if (step.integrationId === null) {
