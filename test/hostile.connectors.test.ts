@@ -1,8 +1,12 @@
 // Hostile use of connectors and runs (issue 11): inherited names as connector actions, services
 // that echo credentials back, events made to look like someone else's, schedules deleted by
 // members, and connector targets that reach inside by name, by port or by address.
+import { randomUUID } from "node:crypto";
+import http from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config.ts";
+import { isInternal } from "../src/features/connectors/allowList.ts";
+import { pinnedLookup } from "../src/features/connectors/connectorHttp.ts";
 import { addMember, createOrg, errorCode, fieldErrorPaths } from "./helpers/api.ts";
 import { gql } from "./helpers/client.ts";
 import { createUser, type TestUser } from "./helpers/factories.ts";
@@ -680,5 +684,147 @@ describe("finding 12: service text is scrubbed whole, then cut", () => {
     expect(body.har.find((h) => h.name === "cookie")).toEqual({ name: "cookie", value: "[redacted]" });
     // What is not a credential is kept.
     expect(body.har.find((h) => h.name === "host")?.value).toBe(`127.0.0.1:${fake.port}`);
+  });
+});
+
+describe("review: what a run stores when secrets change under it", () => {
+  const update = (user: TestUser, input: unknown) =>
+    gql(url, "mutation($input: IntegrationUpdateInput!) { integrationUpdate(input: $input) { id } }", {
+      token: user.token,
+      variables: { input },
+    });
+  const remove = (user: TestUser, id: string) =>
+    gql(url, "mutation($id: ID!) { integrationDelete(id: $id) }", { token: user.token, variables: { id } });
+
+  /** A step whose call is held by the service while `meanwhile` runs; the finished run, as a viewer reads it. */
+  async function heldRun(change: (t: Awaited<ReturnType<typeof team>>, id: string) => Promise<unknown>) {
+    const t = await team();
+    const secret = `Bearer old-${randomUUID()}`;
+    const id = await integration(t.owner, "http", { baseUrl: fake.url }, { authorization: secret }, "rotating");
+    const path = `/held/${randomUUID()}`;
+    const wf = await workflow(t.member, [{ id: "call", type: "webhook", integrationId: id, path, body: {} }]);
+    const started = await run(t.member, wf);
+    // The service has the request (and the old secret): the step is in flight.
+    await fake.received((r) => r.path === path);
+    await change(t, id);
+    fake.release(path);
+    return { secret, done: await finished(t.viewer, started.id) };
+  }
+
+  it("redacts a secret rotated while the step that sent it was in flight", async () => {
+    const { secret, done } = await heldRun(async (t, id) => {
+      const r = await update(t.owner, { id, secrets: { authorization: `Bearer new-${randomUUID()}` } });
+      expect(r.errors).toBeUndefined();
+    });
+    expect(done.steps[0]?.status).toBe("SUCCEEDED");
+    expect(done.steps[0]?.output).toMatchObject({ status: 200, body: { sent: "[redacted]" } });
+    expect(JSON.stringify(done)).not.toContain(secret.slice("Bearer ".length));
+  });
+
+  it("and one deleted with its integration meanwhile", async () => {
+    const { secret, done } = await heldRun(async (t, id) => {
+      expect((await remove(t.owner, id)).errors).toBeUndefined();
+    });
+    expect(done.steps[0]?.output).toMatchObject({ body: { sent: "[redacted]" } });
+    expect(JSON.stringify(done)).not.toContain(secret.slice("Bearer ".length));
+  });
+
+  it("keeps the ordinary words of a webhook URL, and never merges two keys into one", async () => {
+    const { owner, member, viewer } = await team();
+    const token = "XXXXXXXXXXXXXXXXXXXXXXXX";
+    const hook = `${fake.url}/services/T0000/B0000/${token}`;
+    await integration(owner, "slack", {}, { webhookUrl: hook }, "real slack");
+    const wf = await workflow(member, [
+      {
+        id: "t",
+        type: "transform",
+        template: {
+          services: "services and hooks",
+          note: `posted to ${hook}`,
+          token: `only ${token}`,
+          // Two secrets as keys, and a key already spelled like a redaction: three values kept.
+          [GITHUB_TOKEN]: "a",
+          [HTTP_TOKEN]: "b",
+          "[redacted]": "c",
+          // The names the audit trail calls secret, now the scrubber's too.
+          clientToken: "ct-1",
+          passphrase: "pp-1",
+        },
+      },
+    ]);
+    const done = await finished(viewer, (await run(member, wf)).id);
+    const output = done.steps[0]?.output as Record<string, unknown>;
+    expect(output.services).toBe("services and hooks");
+    expect(output.note).toBe("posted to [redacted]");
+    expect(output.token).toBe("[redacted]");
+    expect(output.clientToken).toBe("[redacted]");
+    expect(output.passphrase).toBe("[redacted]");
+    const kept = Object.entries(output).filter(([k]) => k.startsWith("[redacted]"));
+    expect(kept.map(([, v]) => v).sort()).toEqual(["a", "b", "c"]);
+    expect(JSON.stringify(done)).not.toContain(token);
+  });
+});
+
+describe("review: connector connections", () => {
+  it("gives every checked address to the connection, so it falls back when one does not answer", async () => {
+    // 127.0.0.2 has no fake service: the connection must go on to 127.0.0.1.
+    const lookup = pinnedLookup([
+      { address: "127.0.0.2", family: 4 },
+      { address: "127.0.0.1", family: 4 },
+    ]);
+    const status = await new Promise<number | undefined>((resolve, reject) => {
+      http
+        .get({ host: "fake.test", port: fake.port, path: "/ping", lookup }, (res) => {
+          res.resume();
+          resolve(res.statusCode);
+        })
+        .on("error", reject);
+    });
+    expect(status).toBe(200);
+  });
+
+  it("reuses one kept-alive connection for the calls of a run", async () => {
+    const owner = await createUser(url);
+    const from = fake.requests.length;
+    const path = `/echo?run=${randomUUID()}`;
+    const wf = await workflow(owner, [
+      { id: "a", type: "http_request", method: "GET", url: `${fake.url}${path}` },
+      { id: "b", type: "http_request", method: "GET", url: `${fake.url}${path}` },
+      { id: "c", type: "http_request", method: "GET", url: `${fake.url}${path}` },
+    ]);
+    const done = await finished(owner, (await run(owner, wf)).id);
+    expect(done.status).toBe("SUCCEEDED");
+    const mine = fake.since(from).filter((r) => r.path === path);
+    expect(mine).toHaveLength(3);
+    expect(new Set(mine.map((r) => r.remotePort)).size).toBe(1);
+  });
+
+  it("counts IPv4-compatible, NAT64, Teredo, site-local and 6to4-relay addresses as internal", async () => {
+    const internal = [
+      "::7f00:1",
+      "::10.0.0.1",
+      "64:ff9b::7f00:1",
+      "64:ff9b::169.254.169.254",
+      "64:ff9b:1::808:808",
+      "2001::1",
+      "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+      "fec0::1",
+      "192.88.99.1",
+    ];
+    expect(internal.filter((a) => !isInternal(a))).toEqual([]);
+    // NAT64 of a public address reaches that address: not internal (IPv6-only networks need it).
+    expect(["64:ff9b::808:808", "64:ff9b::8.8.8.8", "2606:4700::1111"].filter(isInternal)).toEqual([]);
+    // And through the public path: an integration aimed at one of them is refused.
+    const owner = await createUser(url);
+    for (const host of ["[::7f00:1]", "[64:ff9b::7f00:1]", "[2001::1]", "[fec0::1]", "192.88.99.1"]) {
+      const id = await integration(
+        owner,
+        "http",
+        { baseUrl: `http://${host}:${fake.port}`, testPath: "/ping" },
+        {},
+        host,
+      );
+      expect(await integrationTest(owner, id), host).toMatchObject({ ok: false, code: "HOST_NOT_ALLOWED" });
+    }
   });
 });

@@ -5,7 +5,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { AppDeps } from "../context.ts";
 import { AppError } from "../errors.ts";
-import { organizationScrubber } from "../features/connectors/integration.service.ts";
+import { type RunScrubber, runScrubber } from "../features/connectors/runScrubber.ts";
 import type { Scrubber } from "../features/connectors/scrub.ts";
 import { definitionSchema, type Step } from "../features/workflows/definition.ts";
 import { announce, EXECUTION_QUEUE } from "../features/workflows/execution.service.ts";
@@ -151,6 +151,10 @@ export function startExecutionWorker(deps: Deps, options: ExecutionWorkerOptions
       }
     }, options.heartbeatMs);
     const scope: StepScope = { steps: {} };
+    // Everything a run stores (output, logs, errors) is read by every member: scrubbed of every
+    // secret of the organization's integrations as they are when each step ends (one added
+    // during a long run is covered too) and of every secret a call of the run sent.
+    const scrubbers = runScrubber(deps, execution.organizationId);
     let status: ExecutionStatus = "SUCCEEDED";
     let error: string | null = null;
     let completed = false;
@@ -162,7 +166,7 @@ export function startExecutionWorker(deps: Deps, options: ExecutionWorkerOptions
           completed = false;
           break;
         }
-        const outcome = await runWithRetries(execution, index, step, scope, signal);
+        const outcome = await runWithRetries(execution, index, step, scope, scrubbers, signal);
         if (outcome === "aborted") {
           completed = false;
           break;
@@ -235,6 +239,7 @@ export function startExecutionWorker(deps: Deps, options: ExecutionWorkerOptions
     index: number,
     step: Step,
     scope: StepScope,
+    scrubbers: RunScrubber,
     signal: AbortSignal,
   ): Promise<"ok" | "stop" | "aborted" | Error> {
     const where = { executionId_stepIndex: { executionId: execution.id, stepIndex: index } };
@@ -264,6 +269,7 @@ export function startExecutionWorker(deps: Deps, options: ExecutionWorkerOptions
           scope,
           signal: deadline.signal,
           log: (line) => logs.push(`[attempt ${attempt}] ${line}`),
+          usedSecrets: scrubbers.used,
         });
       } catch (err) {
         if (err instanceof ConditionFalse) {
@@ -271,7 +277,7 @@ export function startExecutionWorker(deps: Deps, options: ExecutionWorkerOptions
           output = { holds };
         } else if (signal.aborted) {
           // Still RUNNING: the run's ending (cancelled, timed out, handed back) decides its status.
-          const scrub = await scrubberOf(execution);
+          const scrub = await scrubbers.current();
           await prisma.workflowStepResult.update({
             where,
             data: { attempts: attempt, logs: stored(scrub, logs) },
@@ -289,7 +295,7 @@ export function startExecutionWorker(deps: Deps, options: ExecutionWorkerOptions
             await sleep(backoff, undefined, { signal }).catch(() => undefined);
           }
           if (signal.aborted) {
-            const scrub = await scrubberOf(execution);
+            const scrub = await scrubbers.current();
             await prisma.workflowStepResult.update({
               where,
               data: { attempts: attempt, logs: stored(scrub, logs) },
@@ -303,14 +309,14 @@ export function startExecutionWorker(deps: Deps, options: ExecutionWorkerOptions
       }
       // Recorded outside the try: a failed write must not run the step (and its side effect) again.
       // Scrubbed before later steps see it too: a template must not carry a secret onwards.
-      const scrub = await scrubberOf(execution);
+      const scrub = await scrubbers.current();
       output = scrub.value(output);
       scope.steps[step.id] = { output };
       await finishStep(where, "SUCCEEDED", { attempts: attempt, logs: stored(scrub, logs), output });
       await announce(deps, execution, "UPDATED", { key: step.id, status: "SUCCEEDED" });
       return holds ? "ok" : "stop";
     }
-    const scrub = await scrubberOf(execution);
+    const scrub = await scrubbers.current();
     const error = new Error(scrub.clip(last.message, MAX_ERROR));
     await finishStep(where, "FAILED", {
       attempts: maxAttempts,
@@ -319,15 +325,6 @@ export function startExecutionWorker(deps: Deps, options: ExecutionWorkerOptions
     });
     await announce(deps, execution, "UPDATED", { key: step.id, status: "FAILED" });
     return error;
-  }
-
-  /**
-   * Everything a run stores (output, logs, errors) is read by every member: it is scrubbed of
-   * every secret of the organization's integrations, read when the step ends, so an
-   * integration added during a long run is covered too.
-   */
-  function scrubberOf(execution: { organizationId: string }) {
-    return organizationScrubber(deps, execution.organizationId);
   }
 
   async function finishStep(

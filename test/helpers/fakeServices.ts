@@ -11,11 +11,15 @@ export interface Recorded {
   /** Node's flat ["name", "value", …] list, as a service might dump it. */
   rawHeaders: string[];
   body: string;
+  /** The client's port: two requests on one kept-alive connection share it. */
+  remotePort: number | undefined;
 }
 
 type Handler = (req: Recorded, res: ServerResponse) => void;
 
 const flaky = new Map<string, number>();
+/** Answers of /held/<key> requests, sent when the test calls release(path). */
+const held = new Map<string, () => void>();
 
 const json = (res: ServerResponse, status: number, body: unknown) => {
   res.writeHead(status, { "content-type": "application/json" });
@@ -112,12 +116,16 @@ const ROUTES: [string, RegExp, Handler][] = [
   ],
   // Text PostgreSQL cannot store, escaped in valid JSON: a lone surrogate and a NUL.
   ["GET", /^\/unstorable$/, (_q, res) => res.writeHead(200).end('{"lone":"\\ud800","nul":"a\\u0000b"}')],
+  // Answers only when the test releases it, with the Authorization header it was sent (under a
+  // name the scrubber does not know): a call still in flight while the test changes things.
+  ["*", /^\/held\/[\w-]+$/, (q, res) => held.set(q.path, () => json(res, 200, { sent: q.headers.authorization }))],
   // Never answers: for timeouts.
   ["GET", /^\/hang$/, () => undefined],
 ];
 
 export async function startFakeServices() {
   const requests: Recorded[] = [];
+  const waiting: { match: (r: Recorded) => boolean; resolve: (r: Recorded) => void }[] = [];
   const server = createServer((req, res) => {
     let body = "";
     req.setEncoding("utf8");
@@ -131,8 +139,13 @@ export async function startFakeServices() {
         headers: req.headers,
         rawHeaders: req.rawHeaders,
         body,
+        remotePort: req.socket.remotePort,
       };
       requests.push(recorded);
+      for (const w of waiting.filter((w) => w.match(recorded))) {
+        waiting.splice(waiting.indexOf(w), 1);
+        w.resolve(recorded);
+      }
       const route = ROUTES.find(([m, p]) => (m === "*" || m === recorded.method) && p.test(recorded.path));
       if (route) route[2](recorded, res);
       else json(res, 404, { error: "not found" });
@@ -146,6 +159,18 @@ export async function startFakeServices() {
     requests,
     /** The requests recorded since `from` (an index into requests). */
     since: (from: number) => requests.slice(from),
+    /** The first request (already recorded, or the next) that matches. */
+    received: (match: (r: Recorded) => boolean) =>
+      new Promise<Recorded>((resolve) => {
+        const seen = requests.find(match);
+        if (seen) resolve(seen);
+        else waiting.push({ match, resolve });
+      }),
+    /** Sends the answer of a request held at /held/<key>. */
+    release(path: string) {
+      held.get(path)?.();
+      held.delete(path);
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -19,11 +19,9 @@ import type { AuditOutcome, Prisma } from "../../generated/prisma/client.ts";
 import { toGraphQLError } from "../../schema/errors.ts";
 import { decodeId } from "../../schema/globalId.ts";
 import { schema as yogaSchema } from "../../schema/schema.ts";
+import { isSecretName } from "../../secretNames.ts";
 import { storable } from "../../text.ts";
 import { roleIn } from "../auth/access.ts";
-
-// "secrets" holds an integration's credentials, whatever each one is called (a webhook URL is one).
-const SECRET_KEY = /pass(word)?|secret|token|^key$|apiKey|authorization/i;
 
 // An entry is a record of what was asked, not a copy of it: past these, values become a
 // marker. The depth also keeps well below the ~120 levels past which the database refuses a
@@ -77,7 +75,7 @@ export function redact(value: unknown): unknown {
       for (const [k, v] of entries.slice(0, kept)) {
         const name = storable(k);
         // Set now (redacted, or a placeholder filled below) so the copy keeps the input's key order.
-        const secret = SECRET_KEY.test(k);
+        const secret = isSecretName(k);
         put(copy, name, secret ? "[redacted]" : null);
         if (!secret) children.push({ from: v, into: copy, key: name, depth: depth + 1 });
       }

@@ -69,6 +69,7 @@ for (const [net, bits] of [
   ["172.16.0.0", 12],
   ["192.0.0.0", 24],
   ["192.0.2.0", 24],
+  ["192.88.99.0", 24],
   ["192.168.0.0", 16],
   ["198.18.0.0", 15],
   ["198.51.100.0", 24],
@@ -77,22 +78,46 @@ for (const [net, bits] of [
   ["240.0.0.0", 4],
 ] as const)
   INTERNAL.addSubnet(net, bits, "ipv4");
+// 64:ff9b::/96 (well-known NAT64) is not here: it reaches its embedded IPv4 address, which is
+// checked instead (on an IPv6-only network every public name resolves into it).
 for (const [net, bits] of [
-  ["::", 128],
-  ["::1", 128],
-  ["64:ff9b::", 96],
+  ["::", 96], // :: and ::1, and the deprecated IPv4-compatible ::a.b.c.d
+  ["64:ff9b:1::", 48], // local-use NAT64: translates into the operator's own network
   ["100::", 64],
+  ["2001::", 32], // Teredo: tunnels to any IPv4 address, the server's neighbours included
   ["2001:db8::", 32],
   ["2002::", 16],
   ["fc00::", 7],
   ["fe80::", 10],
+  ["fec0::", 10], // site-local (deprecated, still routed inside some networks)
   ["ff00::", 8],
 ] as const)
   INTERNAL.addSubnet(net, bits, "ipv6");
 
+const NAT64 = new BlockList();
+NAT64.addSubnet("64:ff9b::", 96, "ipv6");
+
+/** The 16 bytes of an IPv6 address (a valid one: isIP said so). */
+function ipv6Bytes(address: string): number[] {
+  let text = address;
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (dotted) {
+    const [a, b, c, d] = dotted.slice(1).map(Number) as [number, number, number, number];
+    text = `${text.slice(0, dotted.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head = "", tail] = text.split("::");
+  const groups = (part: string) => (part ? part.split(":").map((g) => Number.parseInt(g, 16)) : []);
+  const front = groups(head);
+  const back = tail === undefined ? [] : groups(tail);
+  const all = [...front, ...Array(8 - front.length - back.length).fill(0), ...back] as number[];
+  return all.flatMap((g) => [g >> 8, g & 255]);
+}
+
 export function isInternal(address: string): boolean {
   const a = normalizeIp(address);
-  return isIP(a) === 4 ? INTERNAL.check(a, "ipv4") : INTERNAL.check(a, "ipv6");
+  if (isIP(a) === 4) return INTERNAL.check(a, "ipv4");
+  if (NAT64.check(a, "ipv6")) return isInternal(ipv6Bytes(a).slice(12).join("."));
+  return INTERNAL.check(a, "ipv6");
 }
 
 export interface Target {
@@ -131,9 +156,13 @@ export type Refusal = { refused: string };
  * Where a connection may go: the target's addresses, each either public or named literally
  * by a matching IP entry. An internal address is reached only by listing it ("10.0.0.5:9000",
  * "127.0.0.1:*"): a name never leads inside, whatever it resolves to. Every address must
- * pass, so a name with one public and one internal answer is refused, not tried in turn.
+ * pass, so a name with one public and one internal answer is refused, not tried in turn; all
+ * of them are returned, so a connection can try the next when one does not answer.
  */
-export async function resolveTarget(target: Target, allowed: readonly string[]): Promise<Resolved | Refusal> {
+export async function resolveTarget(
+  target: Target,
+  allowed: readonly string[],
+): Promise<{ addresses: Resolved[] } | Refusal> {
   const matched = matchingEntries(target, allowed);
   const where = `${target.hostname}:${target.port}`;
   if (!matched.length) return { refused: `${where} is not in CONNECTOR_ALLOWED_HOSTS` };
@@ -156,6 +185,7 @@ export async function resolveTarget(target: Target, allowed: readonly string[]):
       };
     }
   }
-  const first = addresses[0] as Resolved;
-  return { address: normalizeIp(first.address), family: isIP(normalizeIp(first.address)) as 4 | 6 };
+  // All of them (each passed): a connection falls back from one to the next (happy eyeballs).
+  const unique = [...new Set(addresses.map((a) => normalizeIp(a.address)))];
+  return { addresses: unique.map((address) => ({ address, family: isIP(address) as 4 | 6 })) };
 }

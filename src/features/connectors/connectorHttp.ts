@@ -1,5 +1,6 @@
-// Every call a connector makes: only to allowed hosts, ports and addresses, with a timeout, a
-// bounded response, and errors that name what went wrong without echoing credentials.
+// Every call a connector makes: only to allowed hosts, ports and addresses, with a timeout
+// (DNS included), a bounded response, kept-alive connections, and errors that name what went
+// wrong without echoing credentials.
 import http from "node:http";
 import https from "node:https";
 import type { LookupFunction } from "node:net";
@@ -19,27 +20,93 @@ const MAX_RESPONSE_BYTES = 5 * 1024 * 1024;
 export const HTTP_PORTS = [443, 80] as const;
 
 /**
- * The address a connection may use, checked against the allow-list (name, port, resolved
- * addresses); throws HOST_NOT_ALLOWED otherwise.
+ * The addresses a connection may use (at least one), checked against the allow-list (name,
+ * port, resolved addresses); throws HOST_NOT_ALLOWED otherwise. Resolving counts against the
+ * connector timeout: a resolver that never answers must not hold a step past it. With a
+ * signal, its abort (the caller's deadline or a cancel) is thrown as is.
  */
-export async function allowedAddress(
+export async function allowedAddresses(
   network: ConnectorNetwork,
   target: { hostname: string; port: number; usualPorts: readonly number[] },
-): Promise<Resolved> {
-  const resolved = await resolveTarget(target, network.allowedHosts);
-  if ("refused" in resolved) {
-    throw new ConnectorError("HOST_NOT_ALLOWED", `${resolved.refused}; ask an operator to allow it.`);
+  signal?: AbortSignal,
+): Promise<Resolved[]> {
+  const deadline = deadlineSignal(signal, network.timeoutMs);
+  try {
+    const resolved = await raced(resolveTarget(target, network.allowedHosts), deadline.signal);
+    if ("refused" in resolved) {
+      throw new ConnectorError("HOST_NOT_ALLOWED", `${resolved.refused}; ask an operator to allow it.`);
+    }
+    return resolved.addresses;
+  } catch (err) {
+    if (deadline.timedOut()) {
+      throw new ConnectorError(
+        "CONNECTOR_TIMEOUT",
+        `${target.hostname} did not resolve within ${network.timeoutMs} ms.`,
+      );
+    }
+    throw err;
+  } finally {
+    deadline.clear();
   }
-  return resolved;
 }
 
-/** A lookup that always answers the checked address: no second DNS answer can move the socket. */
-export function pinnedLookup(pinned: Resolved): LookupFunction {
+/** work, or the signal's reason as soon as it aborts (DNS lookups cannot be aborted themselves). */
+function raced<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const abort = () => reject(signal.reason);
+    signal.addEventListener("abort", abort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", abort));
+  });
+}
+
+/**
+ * A lookup that always answers the checked addresses: no second DNS answer can move the
+ * socket. All of them when asked for all (happy eyeballs tries the next when one fails).
+ */
+export function pinnedLookup(pinned: readonly Resolved[]): LookupFunction {
+  const first = pinned[0] as Resolved;
   return (_hostname, options, callback) => {
     if ((options as { all?: boolean }).all) {
-      (callback as unknown as (e: null, a: Resolved[]) => void)(null, [pinned]);
-    } else callback(null, pinned.address, pinned.family);
+      (callback as unknown as (e: null, a: Resolved[]) => void)(null, [...pinned]);
+    } else callback(null, first.address, first.family);
   };
+}
+
+/** Agents kept, the least recently used dropped first; an idle socket is closed after IDLE_MS. */
+const MAX_AGENTS = 32;
+const IDLE_MS = 4_000;
+const agents = new Map<string, http.Agent>();
+
+/**
+ * A keep-alive agent per protocol, name, port and checked addresses: calls to one service
+ * reuse their connection (no TCP and TLS handshake each), and a socket only ever goes where
+ * the addresses it was made for were checked to lead (another DNS answer, another agent).
+ */
+function agentFor(target: URL, pinned: readonly Resolved[]): http.Agent {
+  const key = JSON.stringify([target.protocol, target.hostname, target.port, pinned.map((a) => a.address)]);
+  const found = agents.get(key);
+  if (found) {
+    agents.delete(key);
+    agents.set(key, found);
+    return found;
+  }
+  // IDLE_MS under Node's default server keep-alive (5 s): a socket is not reused as it closes.
+  const options = { keepAlive: true, timeout: IDLE_MS, maxFreeSockets: 8, lookup: pinnedLookup(pinned) };
+  const agent = target.protocol === "https:" ? new https.Agent(options) : new http.Agent(options);
+  agents.set(key, agent);
+  for (const [oldKey, old] of agents) {
+    if (agents.size <= MAX_AGENTS) break;
+    agents.delete(oldKey);
+    retire(old);
+  }
+  return agent;
+}
+
+/** Closes an agent's idle sockets, and each busy one once its call is over (none is cut). */
+function retire(agent: http.Agent) {
+  agent.maxFreeSockets = 0;
+  for (const sockets of Object.values(agent.freeSockets)) for (const socket of sockets ?? []) socket.destroy();
 }
 
 export interface ConnectorResponse {
@@ -73,10 +140,14 @@ export async function connectorFetch(
     throw new ConnectorError("CONNECTOR_CONFIG_INVALID", "Put credentials in the integration's secrets, not the URL.");
   }
   const port = Number(target.port || (target.protocol === "https:" ? 443 : 80));
-  const pinned = await allowedAddress(network, { hostname: target.hostname, port, usualPorts: HTTP_PORTS });
+  // Started before resolving: the timeout covers the whole call, DNS included.
   const deadline = deadlineSignal(init.signal, network.timeoutMs);
   try {
-    const { status, body } = await send(target, pinned, init, deadline.signal).catch((err: unknown) => {
+    const call = async () => {
+      const where = { hostname: target.hostname, port, usualPorts: HTTP_PORTS };
+      return send(target, await allowedAddresses(network, where, deadline.signal), init, deadline.signal);
+    };
+    const { status, body } = await call().catch((err: unknown) => {
       if (err instanceof ConnectorError) throw err;
       if (deadline.timedOut()) {
         throw new ConnectorError("CONNECTOR_TIMEOUT", `${target.host} did not answer within ${network.timeoutMs} ms.`);
@@ -102,8 +173,8 @@ export async function connectorFetch(
   }
 }
 
-/** One request on its own socket to the pinned address; redirects are not followed. */
-function send(target: URL, pinned: Resolved, init: ConnectorRequest, signal: AbortSignal) {
+/** One request to the pinned addresses, on a kept-alive connection; redirects are not followed. */
+function send(target: URL, pinned: readonly Resolved[], init: ConnectorRequest, signal: AbortSignal) {
   return new Promise<{ status: number; body: string }>((resolve, reject) => {
     const body = init.body === undefined ? undefined : Buffer.from(init.body);
     const req = (target.protocol === "https:" ? https : http).request(
@@ -111,8 +182,7 @@ function send(target: URL, pinned: Resolved, init: ConnectorRequest, signal: Abo
       {
         method: init.method,
         headers: { ...init.headers, ...(body ? { "content-length": String(body.length) } : {}) },
-        lookup: pinnedLookup(pinned),
-        agent: false,
+        agent: agentFor(target, pinned),
         signal,
       },
       (res) => {

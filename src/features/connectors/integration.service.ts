@@ -180,11 +180,13 @@ export function openSecrets(
 
 /**
  * A scrubber for every secret of every integration of the organization (turned off ones and
- * all): a step's output may echo any of them, not only the one its integration holds.
+ * all): a step's output may echo any of them, not only the one its integration holds. Plus
+ * `used`: the secrets the calls sent, read at their start (since rotated or deleted, maybe).
  */
 export async function organizationScrubber(
   deps: Pick<Context, "prisma" | "secrets">,
   organizationId: string,
+  used: Iterable<string> = [],
 ): Promise<Scrubber> {
   const rows = await deps.prisma.integration.findMany({
     where: { organizationId, secretsCiphertext: { not: null } },
@@ -193,7 +195,7 @@ export async function organizationScrubber(
   const values = rows.flatMap((r) =>
     Object.values(openSecrets(deps, r.secretsCiphertext, organizationId, { lenient: true })),
   );
-  return scrubberFor(values.filter((v): v is string => typeof v === "string"));
+  return scrubberFor([...values.filter((v): v is string => typeof v === "string"), ...used]);
 }
 
 /** Everything a step or a test needs to call the integration's service. */
@@ -226,14 +228,17 @@ export async function callFor(
 export async function testIntegration({ ctx, id }: { ctx: Context; id: string }) {
   const { integration } = await load(ctx, id);
   await authorize(ctx, integration.organizationId, "execute", "Integration");
+  // The secrets the call sent: the integration may be updated or deleted before it fails.
+  let sent: string[] = [];
   try {
     const { connector, call } = await callFor(ctx, id, integration.organizationId);
+    sent = Object.values(call.secrets);
     const message = await connector.test(call);
     await ctx.prisma.integration.update({ where: { id }, data: { lastSyncAt: new Date(), lastError: null } });
     return { ok: true, code: null, message };
   } catch (err) {
     const code = err instanceof AppError ? err.code : "CONNECTOR_FAILED";
-    const scrubber = await organizationScrubber(ctx, integration.organizationId);
+    const scrubber = await organizationScrubber(ctx, integration.organizationId, sent);
     const message = scrubber.clip(err instanceof Error ? err.message : String(err), 500);
     await ctx.prisma.integration.update({ where: { id }, data: { lastError: `${code}: ${message}` } });
     return { ok: false, code, message };

@@ -4,7 +4,7 @@
 import { isIP } from "node:net";
 import nodemailer from "nodemailer";
 import { z } from "zod";
-import { allowedAddress, ConnectorError, type ConnectorNetwork, connectorFetch } from "./connectorHttp.ts";
+import { allowedAddresses, ConnectorError, type ConnectorNetwork, connectorFetch } from "./connectorHttp.ts";
 import { encodeKey, signS3 } from "./sigv4.ts";
 
 export interface ConnectorCall {
@@ -262,12 +262,13 @@ const smtp: ConnectorDefinition = {
 const SMTP_PORTS = [465, 587, 25] as const;
 
 /** A transport to the checked address, with TLS still verifying the configured name. */
-async function transport({ config, secrets, network }: ConnectorCall) {
+async function transport({ config, secrets, network, signal }: ConnectorCall) {
   const c = config as { host: string; port: number; secure: boolean; username?: string };
   const hostname = c.host.replace(/^\[|\]$/g, "");
-  const pinned = await allowedAddress(network, { hostname, port: c.port, usualPorts: SMTP_PORTS });
+  // The first checked address: nodemailer connects to one host, it does not fall back.
+  const [pinned] = await allowedAddresses(network, { hostname, port: c.port, usualPorts: SMTP_PORTS }, signal);
   return nodemailer.createTransport({
-    host: pinned.address,
+    host: (pinned as { address: string }).address,
     ...(isIP(hostname) ? {} : { servername: hostname }),
     port: c.port,
     secure: c.secure,

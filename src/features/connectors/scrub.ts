@@ -8,6 +8,8 @@
 // spelling the scrubber knows. Not covered (documented limits): a secret reversed, split
 // across fields, or spelled with HTML entities.
 
+// SECRET_NAME: a field whose name says it holds a credential, in parsed JSON (the audit trail's rule too).
+import { CREDENTIAL_NAME, SECRET_NAME } from "../../secretNames.ts";
 import { storable } from "../../text.ts";
 
 export const REDACTED = "[redacted]";
@@ -21,11 +23,7 @@ const MIN_FRAGMENT = 4;
 /** Deeper than this, a value is not worth walking: it is replaced. */
 const MAX_DEPTH = 64;
 
-const CREDENTIAL_NAME =
-  "(?:x-)?(?:proxy-)?(?:authorization|api[-_]?key|auth[-_]?token|access[-_]?token|refresh[-_]?token|id[-_]?token|session[-_]?token|security[-_]?token|private[-_]?token|cookie|set-cookie|x-amz-security-token|password|passwd|secret|client[-_]?secret|secret[-_]?access[-_]?key|webhook[-_]?url)";
-/** A field whose name says it holds a credential, in parsed JSON. */
-const CREDENTIAL_KEY = new RegExp(`^${CREDENTIAL_NAME}$`, "i");
-/** The same in text: "Authorization: Bearer x", `"x-api-key":"k"`, "api_key=k" (JSON in a string included). */
+/** A credential's name in text: "Authorization: Bearer x", `"x-api-key":"k"`, "api_key=k" (JSON in a string included). */
 const CREDENTIAL_TEXT = new RegExp(
   `((?:^|[^a-z0-9_-])${CREDENTIAL_NAME}\\\\?["']?[ \\t]*[:=][ \\t]*\\\\?["']?)([^"'\\\\\\r\\n]+)`,
   "gi",
@@ -76,8 +74,11 @@ export function secretForms(secret: string): string[] {
   if (/^https?:\/\//i.test(secret)) {
     try {
       const url = new URL(secret);
-      // A webhook URL's secret is its path (Slack: /services/T/B/<token>) or query.
-      pieces.push(`${url.pathname}${url.search}`, ...url.pathname.split("/"), ...url.searchParams.values());
+      // A webhook URL's secret is its path (Slack: /services/T/B/<token>) or query: the whole
+      // of them, and the parts that look like a token. Not every part: "services" would be
+      // redacted in every output (and in keys, merging two of them).
+      const parts = [...url.pathname.split("/").map(decodePart), ...url.searchParams.values()];
+      pieces.push(`${url.pathname}${url.search}`, ...parts.filter(looksSecret));
       if (url.password) pieces.push(decodeURIComponent(url.password));
     } catch {
       // Not a URL after all.
@@ -85,6 +86,20 @@ export function secretForms(secret: string): string[] {
   }
   for (const p of pieces) if (p.length >= MIN_PIECE) forms.add(p);
   return [...forms].filter((f) => f.length >= MIN_SECRET).sort((a, b) => b.length - a.length);
+}
+
+/** A path segment or query value that may be a token: long, or letters and digits mixed. */
+export function looksSecret(part: string): boolean {
+  if (part.length >= 16) return true;
+  return part.length >= MIN_PIECE && /[a-z]/i.test(part) && /\d/.test(part);
+}
+
+function decodePart(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
+  }
 }
 
 const hex = (s: string) => Buffer.from(s).toString("hex");
@@ -109,11 +124,19 @@ const asciiLower = (s: string) => s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
 const isLeaf = (v: unknown): boolean =>
   typeof v === "string" || typeof v === "number" || (Array.isArray(v) && v.every((x) => typeof x !== "object"));
 
-const namesCredential = (v: unknown) => typeof v === "string" && CREDENTIAL_KEY.test(v);
+const namesCredential = (v: unknown) => typeof v === "string" && SECRET_NAME.test(v);
 
 /** `{ name: "authorization", value: … }` (HAR, Postman): its value is a credential. */
 const isCredentialPair = (o: object) =>
   PAIR_NAME_KEYS.some((k) => Object.hasOwn(o, k) && namesCredential((o as Record<string, unknown>)[k]));
+
+/** key, or key suffixed " (2)", " (3)"…: the first of them not yet taken (and now taken). */
+function distinct(key: string, taken: Set<string>): string {
+  let name = key;
+  for (let n = 2; taken.has(name); n++) name = `${key} (${n})`;
+  taken.add(name);
+  return name;
+}
 
 export interface Scrubber {
   text(value: string): string;
@@ -203,10 +226,13 @@ export function scrubberFor(secrets: Iterable<string>): Scrubber {
       return value.map((v, i) => (namesCredential(value[i - 1]) && isLeaf(v) ? REDACTED : walk(v, depth + 1)));
     }
     const pair = isCredentialPair(value);
+    // Keys are scrubbed too; two that become the same ("[redacted]") are both kept, the later
+    // one suffixed, so scrubbing never drops a value.
+    const taken = new Set<string>();
     return Object.fromEntries(
       Object.entries(value).map(([k, v]) => [
-        text(k),
-        (CREDENTIAL_KEY.test(k) || (pair && k === "value")) && isLeaf(v) ? REDACTED : walk(v, depth + 1),
+        distinct(text(k), taken),
+        (SECRET_NAME.test(k) || (pair && k === "value")) && isLeaf(v) ? REDACTED : walk(v, depth + 1),
       ]),
     );
   };

@@ -47,6 +47,11 @@ export interface StepContext {
   scope: StepScope;
   signal: AbortSignal;
   log: (line: string) => void;
+  /**
+   * Every secret a call of the run sent, as read at the call's start: what the run stores is
+   * scrubbed of these too, even once the integration's secrets were rotated or deleted.
+   */
+  usedSecrets: Set<string>;
 }
 
 /** A condition that was false: the rest of the run is skipped, and the run succeeds. */
@@ -99,6 +104,7 @@ async function viaIntegration(
     ctx.organizationId,
     ctx.signal,
   );
+  for (const secret of Object.values(call.secrets)) ctx.usedSecrets.add(secret);
   // Checked when the workflow was saved, and again here: a stored definition is not trusted.
   if (connectorKey && connector.key !== connectorKey) {
     throw new AppError("STEP_INVALID", `The step wants a ${connectorKey} integration, not ${connector.key}.`);
