@@ -11,6 +11,7 @@ import { addMember, createOrg, errorCode, fieldErrorPaths } from "./helpers/api.
 import { gql } from "./helpers/client.ts";
 import { createUser, type TestUser } from "./helpers/factories.ts";
 import { startFakeServices } from "./helpers/fakeServices.ts";
+import { isolatedServices } from "./helpers/isolated.ts";
 import { type MailCatcher, startMailCatcher } from "./helpers/mail.ts";
 import { startServer, type TestServer, testEnv } from "./helpers/server.ts";
 import { until } from "./helpers/wait.ts";
@@ -22,10 +23,15 @@ let fake: Awaited<ReturnType<typeof startFakeServices>>;
 let mail: MailCatcher;
 let server: TestServer;
 let url: string;
+// Runs must be executed by this suite's servers, with their allow-lists, never by another
+// suite's server sharing the run's database: a database of its own in the services mode.
+let isolated: Awaited<ReturnType<typeof isolatedServices>>;
 beforeAll(async () => {
   fake = await startFakeServices();
   mail = await startMailCatcher();
+  isolated = await isolatedServices("hostile_connectors");
   server = await startServer({
+    ...isolated.env,
     SMTP_URL: mail.url,
     CONNECTOR_ALLOWED_HOSTS: `${LOCAL},localhost:${fake.port},*.amazonaws.com`,
     CONNECTOR_TIMEOUT_MS: "2000",
@@ -37,6 +43,7 @@ afterAll(async () => {
   await server.stop();
   await fake.close();
   await mail.close();
+  await isolated.cleanup();
 });
 
 const SLACK_URL = `/slack/hook/T0001/B0002/${"slack-secret-".padEnd(30, "x")}`;
@@ -510,10 +517,15 @@ describe("finding 9: connector targets by address and port", () => {
 
 describe("finding 9: an entry without a port", () => {
   let own: TestServer;
+  let ownServices: Awaited<ReturnType<typeof isolatedServices>>;
   beforeAll(async () => {
-    own = await startServer({ CONNECTOR_ALLOWED_HOSTS: "127.0.0.1", CONNECTOR_TIMEOUT_MS: "2000" });
+    ownServices = await isolatedServices("hostile_connectors_port");
+    own = await startServer({ ...ownServices.env, CONNECTOR_ALLOWED_HOSTS: "127.0.0.1", CONNECTOR_TIMEOUT_MS: "2000" });
   });
-  afterAll(() => own.stop());
+  afterAll(async () => {
+    await own.stop();
+    await ownServices.cleanup();
+  });
 
   it("allows 80 and 443 only, not any port", async () => {
     const owner = await createUser(own.graphqlUrl);
