@@ -5,6 +5,7 @@ import type { AddressInfo } from "node:net";
 import { hostname } from "node:os";
 import type { Config } from "./config.ts";
 import type { AppDeps } from "./context.ts";
+import { type AuditWriter, createAuditWriter } from "./features/audit/auditWriter.ts";
 import { createPrincipalResolver, type PrincipalResolver } from "./features/auth/principal.ts";
 import { syncConnectors } from "./features/connectors/integration.service.ts";
 import { withinDeadline } from "./infra/deadline.ts";
@@ -12,6 +13,7 @@ import { createHealth } from "./infra/health.ts";
 import { createLive } from "./infra/live.ts";
 import { createLogger, type Logger } from "./infra/logger.ts";
 import { createMailer, type Mailer } from "./infra/mailer.ts";
+import { createOutbox, type Outbox } from "./infra/outbox.ts";
 import { openRuntime, type Runtime } from "./infra/runtime.ts";
 import { createFileStorage } from "./infra/storage.ts";
 import { type Jobs, startJobs } from "./jobs/jobs.ts";
@@ -62,6 +64,8 @@ export function buildApp(config: Config, options: { logger?: Logger; role?: "api
   let principals: PrincipalResolver | undefined;
   let mailer: Mailer | undefined;
   let jobs: Jobs | undefined;
+  let outbox: Outbox | undefined;
+  let audit: AuditWriter | undefined;
   // Names this process in leases and claimed runs: host, pid and a random part.
   const instanceId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
 
@@ -70,9 +74,14 @@ export function buildApp(config: Config, options: { logger?: Logger; role?: "api
     const shared = { config, logger, prisma: runtime.db.prisma, pubsub: runtime.pubsub };
     principals = createPrincipalResolver(shared);
     mailer = createMailer(config, logger);
+    const live = createLive({ pubsub: runtime.pubsub, log: runtime.liveLog, logger, maxQueue: config.live.maxQueue });
+    outbox = createOutbox({ prisma: shared.prisma, live, logger, instanceId });
+    audit = createAuditWriter({ outbox, logger });
     const deps: AppDeps = {
       ...shared,
-      live: createLive({ pubsub: runtime.pubsub, log: runtime.liveLog, logger, maxQueue: config.live.maxQueue }),
+      live,
+      outbox,
+      audit,
       slots: runtime.slots,
       locks: runtime.locks,
       mailer,
@@ -197,6 +206,13 @@ export function buildApp(config: Config, options: { logger?: Logger; role?: "api
     }
   }
 
+  /** What this instance committed is relayed before it closes, if the log takes it in time; else another instance relays it. */
+  async function stopOutbox() {
+    await audit?.stop();
+    if (outbox && !(await withinDeadline(outbox.stop(), config.shutdownTimeoutMs)))
+      logger.warn("live outbox did not drain in time; other instances relay what is left");
+  }
+
   async function shutdown() {
     draining = true;
     logger.info("shutting down: draining connections");
@@ -214,6 +230,7 @@ export function buildApp(config: Config, options: { logger?: Logger; role?: "api
     }
     clearInterval(sweep);
     await stopJobs();
+    await stopOutbox();
     await principals?.close();
     mailer?.close();
     await runtime?.close();
@@ -227,6 +244,7 @@ export function buildApp(config: Config, options: { logger?: Logger; role?: "api
         ? shutdown()
         : (async () => {
             await stopJobs();
+            await stopOutbox();
             await principals?.close();
             mailer?.close();
             await runtime?.close();

@@ -106,7 +106,9 @@ const envSchema = z.object({
   EXECUTION_MAX_ATTEMPTS: int(1, 10).default(2),
   // false: this API instance leaves background work to `npm run worker` processes.
   JOBS_ENABLED: bool.default(true),
-  SCHEDULER_LOCK_TTL_MS: int(300, 600_000).default(15_000),
+  // The scheduler leader's lease: renewed every third of it, given up a tenth before it could
+  // lapse; a dead leader's is taken within TTL + TTL/10 (about 5.5 s by default).
+  SCHEDULER_LOCK_TTL_MS: int(300, 600_000).default(5_000),
   RETENTION_CRON: z.string().default("0 3 * * *"),
   // Live updates: how long (and how many, per organization and feed) events are kept for
   // clients that resume, and the limits of the WebSocket transport.

@@ -1,6 +1,7 @@
 // The per-request context, built once per HTTP request or WebSocket operation: who is asking
 // (authenticated here, once) and the shared dependencies every resolver and service uses.
 import type { Config } from "./config.ts";
+import type { AuditWriter } from "./features/audit/auditWriter.ts";
 import type { Principal, PrincipalResolver } from "./features/auth/principal.ts";
 import type { ConnectionSlots } from "./infra/connectionSlots.ts";
 import type { PrismaClient } from "./infra/db.ts";
@@ -8,6 +9,7 @@ import type { Live } from "./infra/live.ts";
 import type { LockService } from "./infra/lock.ts";
 import type { Logger } from "./infra/logger.ts";
 import type { Mailer } from "./infra/mailer.ts";
+import type { Outbox } from "./infra/outbox.ts";
 import type { PubSub } from "./infra/pubsub.ts";
 import type { SecretBox } from "./infra/secretBox.ts";
 import type { Storage } from "./infra/storage.ts";
@@ -22,6 +24,10 @@ export interface AppDeps {
   pubsub: PubSub;
   /** Resumable per-organization feeds of changes, for subscriptions. */
   live: Live;
+  /** How a change and its live notice are written together: see infra/outbox.ts. */
+  outbox: Outbox;
+  /** Writes audit entries (holding them while the database is away). */
+  audit: AuditWriter;
   /** Open live connections per user and address, counted across instances. */
   slots: ConnectionSlots;
   locks: LockService;

@@ -13,6 +13,21 @@ try {
 }
 
 const app = buildApp(config, { role: process.argv.includes("--worker") ? "worker" : "api" });
+
+// The last line of defence, not the way failures are handled: every publish and Redis or
+// database call handles its own. A rejection that slips through is a bug to fix, but one
+// that ends the process would take every client of this instance with it (a Redis outage
+// once did exactly that): it is logged, with a count, and the process serves on. A thrown
+// exception is different (the stack it unwound may have left state half-changed): Node's
+// default, exiting, stays.
+let unhandled = 0;
+process.on("unhandledRejection", (reason) => {
+  unhandled++;
+  app.logger.error(
+    { err: reason, unhandledRejections: unhandled },
+    "unhandled rejection (a bug): process kept running",
+  );
+});
 if (config.jwt.ephemeral)
   app.logger.warn("JWT_KEYS is not set: tokens are signed with a random key and end with this process");
 

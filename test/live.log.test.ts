@@ -83,13 +83,36 @@ if (services) {
   ]);
 }
 
+let notices = 0;
+/** As the outbox relay appends: one notice at a time, each under an id of its own. */
 const publish = async (live: Live, org: string, ids: string[]) => {
-  for (const id of ids) await live.publish("EVENTS", org, { id, kind: "CREATED" });
+  for (const id of ids) {
+    const notice = { feed: "EVENTS" as const, organizationId: org, change: { id, kind: "CREATED" as const } };
+    expect(await live.append([{ ...notice, noticeId: String(++notices) }])).toBe(1);
+  }
 };
 const label = (item: LiveItem | undefined) => (item?.kind === "GAP" ? "GAP" : item?.id);
 const range = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
 
 describe.each(implementations)("%s feed", (_kind, make) => {
+  it("appends a notice relayed twice (by two relays, or after a crash) once", async () => {
+    const { live, other } = await make();
+    const org = randomUUID();
+    const stream = live.subscribe("EVENTS", org, null);
+    const first = stream.next();
+    await live.listening("EVENTS", org);
+    const notice = { feed: "EVENTS" as const, organizationId: org, change: { id: "once", kind: "CREATED" as const } };
+    const noticeId = String(++notices);
+    expect(await live.append([{ ...notice, noticeId }])).toBe(1);
+    // Again from this instance, and from another: already there, so not appended.
+    expect(await live.append([{ ...notice, noticeId }])).toBe(1);
+    if (other) expect(await other.append([{ ...notice, noticeId }])).toBe(1);
+    await publish(live, org, ["next"]);
+    expect(label((await first).value)).toBe("once");
+    expect(label((await stream.next()).value)).toBe("next");
+    await stream.return?.(undefined);
+  });
+
   it("reports a GAP when entries are trimmed while a subscriber is catching up, and loses nothing else", async () => {
     const { live } = await make();
     const org = randomUUID();

@@ -22,16 +22,24 @@ export type LiveFeed = (typeof LIVE_FEEDS)[number];
 /** What a live subscriber is handed: an entry, or word that entries after its cursor were dropped. */
 export type LiveItem = LiveEntry | { kind: "GAP"; cursor: string; id: null; data?: undefined };
 
+/** A change announced on an organization's feed, under its outbox row's id. */
+export interface LiveNoticeOf {
+  feed: LiveFeed;
+  organizationId: string;
+  change: { id: string; kind: ChangeKind; data?: ChangePayload["data"] };
+  noticeId: string;
+}
+
 /** An item as a subscription resolves it: with the organization whose feed it came from. */
 export type LiveEvent = LiveItem & { organizationId: string };
 
 export interface Live {
-  /** After the change is committed. Never throws: a change is not undone because its notice failed. */
-  publish(
-    feed: LiveFeed,
-    organizationId: string,
-    change: { id: string; kind: ChangeKind; data?: ChangePayload["data"] },
-  ): Promise<void>;
+  /**
+   * The outbox relay's (src/infra/outbox.ts): features announce changes through the outbox,
+   * in the transaction of the change. Appends in order; resolves with how many of the first
+   * are in the log; throws when the log is unreachable.
+   */
+  append(notices: LiveNoticeOf[]): Promise<number>;
   head(feed: LiveFeed, organizationId: string): Promise<string>;
   subscribe(feed: LiveFeed, organizationId: string, after: string | null): Repeater<LiveItem>;
   /**
@@ -81,13 +89,10 @@ export function createLive(deps: { pubsub: PubSub; log: LiveLog; logger: Logger;
       }
       return loading;
     },
-    async publish(feed, organizationId, change) {
-      try {
-        await log.append(streamOf(feed, organizationId), change);
-      } catch (err) {
-        logger.warn({ err: (err as Error).message, feed, organizationId }, "live update not published");
-      }
-    },
+    append: (notices) =>
+      log.append(
+        notices.map((n) => ({ stream: streamOf(n.feed, n.organizationId), change: n.change, noticeId: n.noticeId })),
+      ),
     head: (feed, organizationId) => log.head(streamOf(feed, organizationId)),
     watch: (feed, organizationId, listener) => pubsub.listen(LIVE_TOPIC, streamOf(feed, organizationId), listener),
     listening: (feed, organizationId) => log.listening(streamOf(feed, organizationId)),

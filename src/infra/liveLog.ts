@@ -22,8 +22,23 @@ export interface LivePage {
   dropped: string;
 }
 
+/** A change to append to a stream, under the id of the outbox row that carried it. */
+export interface LiveNotice {
+  stream: string;
+  change: { id: string; kind: ChangeKind; data?: ChangePayload["data"] };
+  /**
+   * The outbox row's id: a notice appended before (by a relay that died before deleting its
+   * row, or by two relays at once) is not appended again while the stream remembers it.
+   */
+  noticeId: string;
+}
+
 export interface LiveLog {
-  append(stream: string, change: { id: string; kind: ChangeKind; data?: ChangePayload["data"] }): Promise<string>;
+  /**
+   * Appends in order and resolves with how many of the first notices are in the log (this
+   * time or before); the rest (after a failure: Redis went away) are for another attempt.
+   */
+  append(notices: LiveNotice[]): Promise<number>;
   /** Up to `limit` entries after `after` and before `before` (both exclusive), oldest first. */
   read(stream: string, after: string, before: string | null, limit: number): Promise<LivePage>;
   head(stream: string): Promise<string>;
@@ -60,7 +75,13 @@ export function compareCursors(a: string, b: string): number {
 // newest one trimmed away, so that a reader learns whether anything after its cursor is gone.
 // The stream expires with the retention (an idle organization's feed leaves Redis); those two
 // cursors stay far longer (ARGV[6]), and an expired stream counts as trimmed up to its head.
+//
+// KEYS[3] remembers the notice ids appended (by age and count, as the stream): a notice
+// relayed twice is appended once. Nothing is relayed while PostgreSQL is down, so a notice
+// whose outbox row could not be deleted is still remembered when its relay tries again,
+// unless that outage outlasted the retention.
 const APPEND = `
+if redis.call("ZSCORE", KEYS[3], ARGV[7]) then return "" end
 local prev = redis.call("HGET", KEYS[2], "head") or "0-0"
 local dropped = false
 if prev ~= "0-0" and redis.call("XLEN", KEYS[1]) == 0 then dropped = prev end
@@ -76,6 +97,11 @@ if excess > 0 then
   dropped = oldest[#oldest][1]
   redis.call("XTRIM", KEYS[1], "MAXLEN", ARGV[1])
 end
+redis.call("ZADD", KEYS[3], string.match(id, "^%d+"), ARGV[7])
+redis.call("ZREMRANGEBYSCORE", KEYS[3], "-inf", "(" .. string.match(ARGV[3], "^%d+"))
+local remembered = redis.call("ZCARD", KEYS[3]) - tonumber(ARGV[1])
+if remembered > 0 then redis.call("ZREMRANGEBYRANK", KEYS[3], 0, remembered - 1) end
+redis.call("PEXPIRE", KEYS[3], ARGV[5])
 redis.call("HSET", KEYS[2], "head", id)
 if dropped then redis.call("HSET", KEYS[2], "dropped", dropped) end
 redis.call("PEXPIRE", KEYS[1], ARGV[5])
@@ -93,6 +119,8 @@ if redis.call("XLEN", KEYS[1]) == 0 then dropped = head end
 local entries = redis.call("XRANGE", KEYS[1], "(" .. ARGV[1], ARGV[2], "COUNT", ARGV[3])
 return { head, dropped, entries }`;
 
+type AppendPipeline = { floyoLiveAppend(...args: (string | number)[]): unknown };
+
 /** How long a feed's newest and last trimmed cursors outlive its entries. */
 const META_TTL_MS = 30 * 86_400_000;
 
@@ -107,10 +135,12 @@ export function createRedisLiveLog(
   channelPrefix: string,
   retention: Retention,
 ): LiveLog {
-  // One hash tag for a stream and its meta: a Redis Cluster keeps them in one slot.
-  const keys = (stream: string) => [`live:{${stream}}`, `live:{${stream}}:meta`];
+  // One hash tag for a stream and what goes with it: a Redis Cluster keeps them in one slot.
+  const keys = (stream: string) => [`live:{${stream}}`, `live:{${stream}}:meta`, `live:{${stream}}:notices`];
   // Channel names are not covered by ioredis' keyPrefix: the same prefix as pubsub.ts.
   const channel = (stream: string) => `${channelPrefix}${LIVE_TOPIC}:${stream}`;
+  // EVALSHA, falling back to EVAL once per connection: the script is not sent with every append.
+  redis.defineCommand("floyoLiveAppend", { numberOfKeys: 3, lua: APPEND });
   // One pair of listeners on the connection, fanned out: not one pair per subscriber.
   const reconnectListeners = new Set<() => void>();
   let connected = true;
@@ -123,17 +153,24 @@ export function createRedisLiveLog(
     connected = true;
   });
   return {
-    async append(stream, change) {
-      const body = JSON.stringify({ id: change.id, kind: change.kind, data: change.data });
+    async append(notices) {
+      // One round trip for a batch, in order.
+      const pipeline = redis.pipeline();
       const minId = `${Date.now() - retention.retentionMs}-0`;
-      const args = [retention.retentionEvents, body, minId, channel(stream), retention.retentionMs, META_TTL_MS];
-      return String(await redis.eval(APPEND, 2, ...keys(stream), ...args));
+      for (const { stream, change, noticeId } of notices) {
+        const body = JSON.stringify({ id: change.id, kind: change.kind, data: change.data });
+        const args = [retention.retentionEvents, body, minId, channel(stream), retention.retentionMs, META_TTL_MS];
+        (pipeline as unknown as AppendPipeline).floyoLiveAppend(...keys(stream), ...args, noticeId);
+      }
+      const results = (await pipeline.exec()) ?? [];
+      const failed = results.findIndex(([err]) => err);
+      return failed === -1 ? results.length : failed;
     },
     async read(stream, after, before, limit) {
       const [head, dropped, rows] = (await redis.eval(
         READ,
         2,
-        ...keys(stream),
+        ...keys(stream).slice(0, 2),
         after,
         before ? `(${before}` : "+",
         limit,
@@ -169,7 +206,10 @@ export function createRedisLiveLog(
 export function createInProcessLiveLog(pubsub: PubSub, retention: Retention): LiveLog {
   const bootMs = Date.now();
   const boot = `${bootMs}-0`;
-  const streams = new Map<string, { entries: LiveEntry[]; dropped: string; head: string }>();
+  const streams = new Map<
+    string,
+    { entries: LiveEntry[]; dropped: string; head: string; notices: Map<string, string> }
+  >();
   let lastMs = bootMs;
   let seq = 0;
   const nextCursor = () => {
@@ -180,13 +220,18 @@ export function createInProcessLiveLog(pubsub: PubSub, retention: Retention): Li
     } else seq++;
     return `${lastMs}-${seq}`;
   };
-  const trim = (s: { entries: LiveEntry[]; dropped: string }) => {
+  const trim = (s: { entries: LiveEntry[]; dropped: string; notices: Map<string, string> }) => {
     const oldest = Date.now() - retention.retentionMs;
     while (
       s.entries.length > retention.retentionEvents ||
       (s.entries.length > 0 && Number((s.entries[0] as LiveEntry).cursor.split("-")[0]) < oldest)
     ) {
       s.dropped = (s.entries.shift() as LiveEntry).cursor;
+    }
+    // Notice ids are remembered as long as their entries (insertion order is cursor order).
+    for (const [noticeId, cursor] of s.notices) {
+      if (compareCursors(cursor, s.dropped) > 0) break;
+      s.notices.delete(noticeId);
     }
   };
   // Idle streams are trimmed too, now and then, so a quiet organization's log empties.
@@ -198,24 +243,30 @@ export function createInProcessLiveLog(pubsub: PubSub, retention: Retention): Li
   );
   sweep.unref();
   return {
-    async append(stream, change) {
-      let s = streams.get(stream);
-      if (!s) {
-        s = { entries: [], dropped: boot, head: boot };
-        streams.set(stream, s);
+    async append(notices) {
+      for (const { stream, change, noticeId } of notices) {
+        let s = streams.get(stream);
+        if (!s) {
+          s = { entries: [], dropped: boot, head: boot, notices: new Map() };
+          streams.set(stream, s);
+        }
+        // One process, one relay: a notice comes twice only from a row left by a crash, whose
+        // first append died with that process's log.
+        if (s.notices.has(noticeId)) continue;
+        const entry: LiveEntry = {
+          id: change.id,
+          kind: change.kind,
+          data: change.data,
+          cursor: nextCursor(),
+          prev: s.head,
+        };
+        s.entries.push(entry);
+        s.notices.set(noticeId, entry.cursor);
+        s.head = entry.cursor;
+        trim(s);
+        pubsub.publish(LIVE_TOPIC, stream, entry);
       }
-      const entry: LiveEntry = {
-        id: change.id,
-        kind: change.kind,
-        data: change.data,
-        cursor: nextCursor(),
-        prev: s.head,
-      };
-      s.entries.push(entry);
-      s.head = entry.cursor;
-      trim(s);
-      pubsub.publish(LIVE_TOPIC, stream, entry);
-      return entry.cursor;
+      return notices.length;
     },
     async read(stream, after, before, limit) {
       const s = streams.get(stream);

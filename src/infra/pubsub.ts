@@ -28,12 +28,19 @@ export interface Channels {
  */
 export type PubSub = ReturnType<typeof createPubSub<Channels>> & {
   listen(topic: string, id: string, listener: (payload: ChangePayload) => void): () => void;
+  /**
+   * Calls back when this instance's subscription came back after a Redis outage: what was
+   * published meanwhile never arrived, so whatever a message would have invalidated (cached
+   * credentials) must be looked at again.
+   */
+  onReconnect(listener: () => void): () => void;
 };
 
-function withListen(target: EventTarget): PubSub {
+function withListen(target: EventTarget, onReconnect: PubSub["onReconnect"] = () => () => {}): PubSub {
   const pubsub = createPubSub<Channels>({ eventTarget: target as never });
   return {
     ...pubsub,
+    onReconnect,
     listen(topic, id, listener) {
       // createPubSub's own naming of a routed topic.
       const type = `${topic}:${id}`;
@@ -52,7 +59,12 @@ export function createInProcessPubSub(): PubSub {
  * Channel names are not covered by ioredis' keyPrefix, so the prefix is added here: two
  * deployments (or test runs) on one Redis never hear each other.
  */
-export function createRedisPubSub(publishClient: Redis, subscribeClient: Redis, prefix: string): PubSub {
+export function createRedisPubSub(
+  publishClient: Redis,
+  subscribeClient: Redis,
+  prefix: string,
+  onError: (err: Error) => void = () => {},
+): PubSub {
   // The event target neither waits for nor catches (UN)SUBSCRIBE: one sent as the connection
   // closes (at shutdown) would be an unhandled rejection. ioredis subscribes again on reconnect.
   const quiet = {
@@ -60,7 +72,20 @@ export function createRedisPubSub(publishClient: Redis, subscribeClient: Redis, 
     subscribe: (channel: string) => subscribeClient.subscribe(channel).catch(() => 0),
     unsubscribe: (channel: string) => subscribeClient.unsubscribe(channel).catch(() => 0),
   };
-  const target = createRedisEventTarget<CustomEvent>({ publishClient, subscribeClient: quiet as unknown as Redis });
+  // Nor PUBLISH: with Redis away, one publish would end the process. What goes through here
+  // is a wake-up or an invalidation, each with a fallback (workers poll, caches lapse and are
+  // dropped on reconnect); what subscribers must hear goes through the outbox instead.
+  const publisher = {
+    publish: (channel: string, message: string) =>
+      publishClient.publish(channel, message).catch((err: Error) => {
+        onError(err);
+        return 0;
+      }),
+  };
+  const target = createRedisEventTarget<CustomEvent>({
+    publishClient: publisher as unknown as Redis,
+    subscribeClient: quiet as unknown as Redis,
+  });
   const prefixed: EventTarget = {
     addEventListener: (type, listener, options) => target.addEventListener(prefix + type, listener as never, options),
     removeEventListener: (type, listener, options) =>
@@ -68,5 +93,17 @@ export function createRedisPubSub(publishClient: Redis, subscribeClient: Redis, 
     dispatchEvent: (event) =>
       target.dispatchEvent(new CustomEvent(prefix + event.type, { detail: (event as CustomEvent).detail })),
   };
-  return withListen(prefixed);
+  const reconnectListeners = new Set<() => void>();
+  let connected = true;
+  subscribeClient.on("close", () => {
+    connected = false;
+  });
+  subscribeClient.on("ready", () => {
+    if (!connected) for (const listener of reconnectListeners) listener();
+    connected = true;
+  });
+  return withListen(prefixed, (listener) => {
+    reconnectListeners.add(listener);
+    return () => reconnectListeners.delete(listener);
+  });
 }

@@ -29,6 +29,8 @@ export interface Runtime {
 
 /** A connection's slot lapses this long after its instance last refreshed it (every third of it). */
 export const SLOT_TTL_MS = 60_000;
+/** Each instance's heartbeat is renewed this often; its slots go once it misses three. */
+export const SLOT_HEARTBEAT_MS = 1_000;
 
 export class StartupError extends Error {
   override name = "StartupError";
@@ -68,18 +70,20 @@ export async function openRuntime(config: Config, logger: Logger): Promise<Runti
     await db.close();
     throw new StartupError(`Redis at REDIS_URL is unreachable: ${(err as Error).message}`);
   }
-  const slots = createRedisSlots(redis, SLOT_TTL_MS);
+  const slots = createRedisSlots(redis, { ttlMs: SLOT_TTL_MS, heartbeatMs: SLOT_HEARTBEAT_MS });
   return {
     db,
     secrets,
     redis,
-    pubsub: createRedisPubSub(redis, subscriber, config.redisKeyPrefix),
+    pubsub: createRedisPubSub(redis, subscriber, config.redisKeyPrefix, (err) =>
+      logger.warn({ err: err.message }, "pub/sub message not published"),
+    ),
     liveLog: createRedisLiveLog(redis, subscriber, config.redisKeyPrefix, config.live),
     slots,
     locks: createRedisLocks(redis),
     once: createRedisOnce(redis),
     async close() {
-      slots.close();
+      await slots.close();
       await Promise.allSettled([redis.quit(), subscriber.quit()]);
       await db.close();
     },

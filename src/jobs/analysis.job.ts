@@ -26,7 +26,7 @@ export interface AnalysisWorker {
 }
 
 export function startAnalysisWorker(
-  deps: Pick<AppDeps, "prisma" | "pubsub" | "live" | "logger">,
+  deps: Pick<AppDeps, "prisma" | "pubsub" | "outbox" | "logger">,
   options: AnalysisWorkerOptions,
 ) {
   const { prisma, logger } = deps;

@@ -8,8 +8,8 @@ import { AppError } from "../errors.ts";
 import { type RunScrubber, runScrubber } from "../features/connectors/runScrubber.ts";
 import type { Scrubber } from "../features/connectors/scrub.ts";
 import { definitionSchema, type Step } from "../features/workflows/definition.ts";
-import { announce, EXECUTION_QUEUE } from "../features/workflows/execution.service.ts";
-import { ConditionFalse, runActor, runStep, type StepScope } from "../features/workflows/steps.ts";
+import { EXECUTION_QUEUE, noticeExecution, wakeWorkers } from "../features/workflows/execution.service.ts";
+import { ConditionFalse, idempotencyKey, runActor, runStep, type StepScope } from "../features/workflows/steps.ts";
 import type { ExecutionStatus, Prisma } from "../generated/prisma/client.ts";
 import { deadlineSignal } from "../infra/deadline.ts";
 
@@ -23,7 +23,7 @@ export interface ExecutionWorkerOptions {
   maxAttempts: number;
 }
 
-type Deps = Pick<AppDeps, "prisma" | "pubsub" | "live" | "logger" | "secrets" | "config">;
+type Deps = Pick<AppDeps, "prisma" | "pubsub" | "outbox" | "logger" | "secrets" | "config">;
 type StopReason = "cancel" | "timeout" | "shutdown" | "lost";
 
 const DEFAULT_STEP_TIMEOUT_MS = 60_000;
@@ -211,19 +211,19 @@ export function startExecutionWorker(deps: Deps, options: ExecutionWorkerOptions
     if (reason === "cancel") [status, error] = ["CANCELLED", "Cancelled."];
     if (reason === "timeout") [status, error] = ["TIMED_OUT", `The run took longer than ${definition.timeoutMs} ms.`];
     const now = new Date();
-    await prisma.$transaction([
-      prisma.workflowStepResult.updateMany({
+    await deps.outbox.transaction(async (tx, notify) => {
+      await tx.workflowStepResult.updateMany({
         where: { executionId: id, status: "RUNNING" },
         data: { status, finishedAt: now },
-      }),
+      });
       // Steps the run never reached.
-      prisma.workflowStepResult.updateMany({
+      await tx.workflowStepResult.updateMany({
         where: { executionId: id, status: "QUEUED" },
         data: { status: "SKIPPED" },
-      }),
-      prisma.workflowExecution.updateMany({ where: owned, data: { status, error, finishedAt: now } }),
-    ]);
-    await announce(deps, execution, "UPDATED");
+      });
+      await tx.workflowExecution.updateMany({ where: owned, data: { status, error, finishedAt: now } });
+      noticeExecution(notify, execution, "UPDATED");
+    });
   }
 
   /** "ok", "stop" (a false condition), or the last error. */
@@ -246,9 +246,14 @@ export function startExecutionWorker(deps: Deps, options: ExecutionWorkerOptions
     const logs: string[] = [];
     const maxAttempts = step.retry?.maxAttempts ?? 1;
     const started = new Date();
-    await prisma.workflowStepResult.update({ where, data: { status: "RUNNING", startedAt: started } });
-    await announce(deps, execution, "UPDATED", { key: step.id, status: "RUNNING" });
+    await deps.outbox.transaction(async (tx, notify) => {
+      await tx.workflowStepResult.update({ where, data: { status: "RUNNING", startedAt: started } });
+      noticeExecution(notify, execution, "UPDATED", { key: step.id, status: "RUNNING" });
+    });
     let last: Error = new Error("not run");
+    // One key for every delivery of this step of this run: its retries, and its re-runs after
+    // its worker died (a new attempt of the run, the same key); see idempotencyKey.
+    const key = idempotencyKey(execution.id, step.id);
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
       // A delay's own length does not count against the default step timeout.
       const timeoutMs = step.timeoutMs ?? DEFAULT_STEP_TIMEOUT_MS + (step.type === "delay" ? step.ms : 0);
@@ -267,6 +272,7 @@ export function startExecutionWorker(deps: Deps, options: ExecutionWorkerOptions
             trigger: execution.trigger,
           },
           scope,
+          idempotencyKey: key,
           signal: deadline.signal,
           log: (line) => logs.push(`[attempt ${attempt}] ${line}`),
           usedSecrets: scrubbers.used,
@@ -312,39 +318,43 @@ export function startExecutionWorker(deps: Deps, options: ExecutionWorkerOptions
       const scrub = await scrubbers.current();
       output = scrub.value(output);
       scope.steps[step.id] = { output };
-      await finishStep(where, "SUCCEEDED", { attempts: attempt, logs: stored(scrub, logs), output });
-      await announce(deps, execution, "UPDATED", { key: step.id, status: "SUCCEEDED" });
+      await finishStep(execution, step, where, "SUCCEEDED", { attempts: attempt, logs: stored(scrub, logs), output });
       return holds ? "ok" : "stop";
     }
     const scrub = await scrubbers.current();
     const error = new Error(scrub.clip(last.message, MAX_ERROR));
-    await finishStep(where, "FAILED", {
+    await finishStep(execution, step, where, "FAILED", {
       attempts: maxAttempts,
       logs: stored(scrub, logs),
       error: error.message,
     });
-    await announce(deps, execution, "UPDATED", { key: step.id, status: "FAILED" });
     return error;
   }
 
+  /** A step's outcome and its notice, in one transaction. */
   async function finishStep(
+    execution: { id: string; organizationId: string },
+    step: Step,
     where: Prisma.WorkflowStepResultWhereUniqueInput,
     status: ExecutionStatus,
     data: { attempts: number; logs: string[]; output?: unknown; error?: string },
   ) {
-    await prisma.workflowStepResult.update({
-      where,
-      data: {
-        status,
-        attempts: data.attempts,
-        logs: data.logs.slice(-100),
-        output:
-          data.output === undefined
-            ? undefined
-            : (JSON.parse(JSON.stringify(data.output ?? null)) as Prisma.InputJsonValue),
-        error: data.error,
-        finishedAt: new Date(),
-      },
+    await deps.outbox.transaction(async (tx, notify) => {
+      noticeExecution(notify, execution, "UPDATED", { key: step.id, status });
+      await tx.workflowStepResult.update({
+        where,
+        data: {
+          status,
+          attempts: data.attempts,
+          logs: data.logs.slice(-100),
+          output:
+            data.output === undefined
+              ? undefined
+              : (JSON.parse(JSON.stringify(data.output ?? null)) as Prisma.InputJsonValue),
+          error: data.error,
+          finishedAt: new Date(),
+        },
+      });
     });
   }
 
@@ -358,21 +368,26 @@ export function startExecutionWorker(deps: Deps, options: ExecutionWorkerOptions
     for (const e of stale) {
       // A run cancelled meanwhile ends cancelled; it does not start again.
       const retry = e.attempt < options.maxAttempts && !e.cancelRequestedAt;
-      const moved = await prisma.workflowExecution.updateMany({
-        where: { id: e.id, status: "RUNNING", heartbeatAt: { lt: cutoff } },
-        data: retry
-          ? { status: "QUEUED", workerId: null, heartbeatAt: null, attempt: { increment: 1 } }
-          : e.cancelRequestedAt
-            ? { status: "CANCELLED", finishedAt: new Date(), error: "Cancelled." }
-            : { status: "FAILED", finishedAt: new Date(), error: "The worker running it stopped responding." },
+      const moved = await deps.outbox.transaction(async (tx, notify) => {
+        const { count } = await tx.workflowExecution.updateMany({
+          where: { id: e.id, status: "RUNNING", heartbeatAt: { lt: cutoff } },
+          data: retry
+            ? { status: "QUEUED", workerId: null, heartbeatAt: null, attempt: { increment: 1 } }
+            : e.cancelRequestedAt
+              ? { status: "CANCELLED", finishedAt: new Date(), error: "Cancelled." }
+              : { status: "FAILED", finishedAt: new Date(), error: "The worker running it stopped responding." },
+        });
+        if (!count) return false;
+        await tx.workflowStepResult.updateMany({
+          where: { executionId: e.id, status: { in: ["QUEUED", "RUNNING"] } },
+          data: retry ? { status: "QUEUED" } : { status: "SKIPPED" },
+        });
+        noticeExecution(notify, e, retry ? "CREATED" : "UPDATED");
+        return true;
       });
-      if (!moved.count) continue;
-      await prisma.workflowStepResult.updateMany({
-        where: { executionId: e.id, status: { in: ["QUEUED", "RUNNING"] } },
-        data: retry ? { status: "QUEUED" } : { status: "SKIPPED" },
-      });
+      if (!moved) continue;
       logger.warn({ executionId: e.id, retried: retry }, "execution's worker stopped responding");
-      await announce(deps, e, retry ? "CREATED" : "UPDATED");
+      if (retry) wakeWorkers(deps, e);
     }
   }
 

@@ -9,7 +9,7 @@ export interface SuggestionScheduler {
 }
 
 export function createSuggestionScheduler(
-  deps: Pick<AppDeps, "prisma" | "pubsub" | "live" | "logger">,
+  deps: Pick<AppDeps, "prisma" | "pubsub" | "outbox" | "logger">,
   debounceMs: number,
 ): SuggestionScheduler {
   const timers = new Map<string, NodeJS.Timeout>();

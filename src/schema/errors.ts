@@ -4,8 +4,11 @@
 import { GraphQLError } from "graphql";
 import { AppError, UnauthenticatedError } from "../errors.ts";
 import { unstorableText } from "../infra/dbErrors.ts";
+import { isUnavailable, RETRY_AFTER_SECONDS } from "../infra/unavailable.ts";
 
-const HTTP_STATUS: Record<string, number> = { UNAUTHENTICATED: 401, PAYLOAD_TOO_LARGE: 413 };
+const HTTP_STATUS: Record<string, number> = { UNAUTHENTICATED: 401, PAYLOAD_TOO_LARGE: 413, SERVICE_UNAVAILABLE: 503 };
+/** A dependency out of reach: retry this request after a moment (the status and header say so too). */
+const UNAVAILABLE_HTTP = { status: 503, headers: { "Retry-After": String(RETRY_AFTER_SECONDS) } };
 // Yoga's multipart parser names a too-large file its own way; one code for one condition.
 const RENAMED_CODES: Record<string, string> = { REQUEST_ENTITY_TOO_LARGE: "PAYLOAD_TOO_LARGE" };
 
@@ -39,7 +42,7 @@ function map(error: unknown): GraphQLError {
         code: original.code,
         ...original.details,
         ...clippedFieldErrors(original.details?.fieldErrors),
-        ...(status ? { http: { status } } : {}),
+        ...(status === 503 ? { http: UNAVAILABLE_HTTP } : status ? { http: { status } } : {}),
       },
     });
   }
@@ -74,6 +77,14 @@ function map(error: unknown): GraphQLError {
       path: error instanceof GraphQLError ? error.path : undefined,
       nodes: error instanceof GraphQLError ? error.nodes : undefined,
       extensions: { code: "BAD_USER_INPUT" },
+    });
+  }
+  // PostgreSQL or Redis out of reach, wherever it surfaced: not a bug, and worth a retry.
+  if (isUnavailable(original)) {
+    return new GraphQLError("The service is briefly unavailable; retry the request shortly.", {
+      path: error instanceof GraphQLError ? error.path : undefined,
+      nodes: error instanceof GraphQLError ? error.nodes : undefined,
+      extensions: { code: "SERVICE_UNAVAILABLE", retryable: true, http: UNAVAILABLE_HTTP },
     });
   }
   return new GraphQLError("Unexpected error.", {

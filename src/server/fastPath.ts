@@ -29,9 +29,10 @@ export function createFastPath(yoga: YogaServer, deps: AppDeps) {
   return async function handle(req: IncomingMessage, res: ServerResponse, requestId: string) {
     const accept = req.headers.accept ?? "";
     const strict = accept.includes(GRAPHQL_RESPONSE);
-    const send = (status: number, result: ExecutionResult) => {
+    const send = (status: number, result: ExecutionResult, extra: Record<string, string> = {}) => {
       const body = JSON.stringify(result);
       const headers: Record<string, string | number> = {
+        ...extra,
         "content-type": `${strict ? GRAPHQL_RESPONSE : "application/json"}; charset=utf-8`,
         "content-length": Buffer.byteLength(body),
       };
@@ -44,7 +45,7 @@ export function createFastPath(yoga: YogaServer, deps: AppDeps) {
       res.end(body);
     };
     const fail = (status: number, errors: readonly GraphQLError[]) =>
-      send(status, { errors: withRequestId(errors, requestId, { stripHttp: true }) });
+      send(status, { errors: withRequestId(errors, requestId, { stripHttp: true }) }, httpHeaders(errors));
 
     let params: { query?: unknown; variables?: unknown; operationName?: unknown };
     try {
@@ -129,8 +130,21 @@ export function createFastPath(yoga: YogaServer, deps: AppDeps) {
     })) as ExecutionResult;
     if (!result.errors?.length) return send(200, result);
     const errors = result.errors.map(toGraphQLError);
-    send(httpStatus(errors) ?? 200, { ...result, errors: withRequestId(errors, requestId, { stripHttp: true }) });
+    send(
+      httpStatus(errors) ?? 200,
+      { ...result, errors: withRequestId(errors, requestId, { stripHttp: true }) },
+      httpHeaders(errors),
+    );
   };
+}
+
+/** Headers an error asks for (Retry-After with a 503), as Yoga honours them too. */
+function httpHeaders(errors: readonly GraphQLError[]): Record<string, string> {
+  for (const error of errors) {
+    const headers = (error.extensions.http as { headers?: Record<string, string> } | undefined)?.headers;
+    if (headers) return headers;
+  }
+  return {};
 }
 
 /** An error may ask for an HTTP status (401 for bad credentials), as Yoga honours it too. */

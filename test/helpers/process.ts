@@ -8,6 +8,8 @@ export interface ServerProcess {
   graphqlUrl: string;
   child: ChildProcessWithoutNullStreams;
   output(): string;
+  /** Resolves once the process has written `text` (to stdout or stderr). */
+  printed(text: string): Promise<void>;
   /** Sends the signal and resolves with the exit code (null when killed by the signal). */
   kill(signal: NodeJS.Signals): Promise<number | null>;
 }
@@ -15,9 +17,10 @@ export interface ServerProcess {
 /** Starts `node --import tsx src/main.ts` (one process, so SIGKILL reaches the server itself). */
 export async function spawnServer(
   overrides: Record<string, string | undefined>,
-  options: { worker?: boolean } = {},
+  options: { worker?: boolean; preload?: string } = {},
 ): Promise<ServerProcess> {
-  const args = ["--import", "tsx", "src/main.ts", ...(options.worker ? ["--worker"] : [])];
+  const preload = options.preload ? ["--import", options.preload] : [];
+  const args = ["--import", "tsx", ...preload, "src/main.ts", ...(options.worker ? ["--worker"] : [])];
   const child = spawn(process.execPath, args, {
     env: { ...testEnv({ LOG_LEVEL: "info", ...overrides }), PATH: process.env.PATH },
     stdio: ["pipe", "pipe", "pipe"],
@@ -40,6 +43,21 @@ export async function spawnServer(
     graphqlUrl: `${url}/graphql`,
     child,
     output: () => output,
+    printed: (text) =>
+      new Promise<void>((resolve, reject) => {
+        const check = () => {
+          if (!output.includes(text)) return;
+          child.stdout.off("data", check);
+          child.stderr.off("data", check);
+          child.off("exit", exited);
+          resolve();
+        };
+        const exited = () => reject(new Error(`exited before printing ${text}: ${output}`));
+        child.stdout.on("data", check);
+        child.stderr.on("data", check);
+        child.once("exit", exited);
+        check();
+      }),
     async kill(signal) {
       if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
       const exited = once(child, "exit") as Promise<[number | null]>;

@@ -135,7 +135,7 @@ export type Caller = Pick<Context, "ip" | "userAgent" | "requestId">;
  * refuse such operations themselves, call auditRejectedMutation directly.
  */
 export function useAudit<S extends object>(
-  deps: Pick<Context, "prisma" | "logger" | "live">,
+  deps: Pick<Context, "prisma" | "logger" | "audit">,
   callerOf: (serverContext: S) => Caller,
 ): Plugin<Context, S> {
   const unexecuted = new WeakMap<Request, GraphQLParams>();
@@ -182,7 +182,7 @@ export function useAudit<S extends object>(
  * FAILED entry per root field, with what is known of the caller.
  */
 export async function auditRejectedMutation(
-  ctx: Pick<Context, "prisma" | "logger" | "live"> & Caller,
+  ctx: Pick<Context, "prisma" | "logger" | "audit"> & Caller,
   args: Pick<ExecutionArgs, "schema" | "document" | "operationName" | "variableValues">,
   error: GraphQLError,
 ) {
@@ -268,30 +268,5 @@ async function writeEntries(
       requestId: ctx.requestId,
     });
   }
-  if (!rows.length) return;
-  const written: { id: string; organizationId: string | null }[] = [];
-  try {
-    written.push(
-      ...(await ctx.prisma.auditLog.createManyAndReturn({ data: rows, select: { id: true, organizationId: true } })),
-    );
-  } catch (err) {
-    // One bad row (an organization deleted by the same request) must not lose the others:
-    // write them one by one, detached from any organization that is gone.
-    ctx.logger.error({ err, requestId: ctx.requestId }, "audit entries failed as a batch; writing one by one");
-    for (const row of rows) {
-      const select = { id: true, organizationId: true } as const;
-      await ctx.prisma.auditLog
-        .create({ data: row, select })
-        .catch(() => ctx.prisma.auditLog.create({ data: { ...row, organizationId: null }, select }))
-        .then((entry) => written.push(entry))
-        .catch((e: unknown) =>
-          ctx.logger.error({ err: e, requestId: ctx.requestId, action: row.action }, "audit entry not written"),
-        );
-    }
-  }
-  await Promise.all(
-    written.map((entry) =>
-      entry.organizationId ? ctx.live.publish("AUDIT", entry.organizationId, { id: entry.id, kind: "CREATED" }) : null,
-    ),
-  );
+  if (rows.length) await ctx.audit.write(rows, ctx.requestId);
 }

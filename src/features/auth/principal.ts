@@ -192,6 +192,8 @@ export function createPrincipalResolver(deps: { config: Config; prisma: PrismaCl
 
   // Revocations from any instance arrive here; entries are keyed by session id or key digest.
   const offRevoked = deps.pubsub.listen(REVOKED_TOPIC, "all", (event) => forget(event.id));
+  // Revocations published while this instance was cut off from Redis never arrived.
+  const offReconnect = deps.pubsub.onReconnect(() => forget("*"));
 
   return {
     /** `Authorization: Bearer <jwt or API key>` or `X-API-Key: <key>`. Throws on bad credentials. */
@@ -238,7 +240,10 @@ export function createPrincipalResolver(deps: { config: Config; prisma: PrismaCl
         data: { organizationId: organizationId ?? null },
       });
     },
-    close: offRevoked,
+    close: () => {
+      offRevoked();
+      offReconnect();
+    },
   };
 }
 

@@ -109,6 +109,22 @@ function retire(agent: http.Agent) {
   for (const sockets of Object.values(agent.freeSockets)) for (const socket of sockets ?? []) socket.destroy();
 }
 
+/**
+ * A request's headers with an `Idempotency-Key` (the IETF httpapi draft, as Stripe and others
+ * read it): the same for every delivery of one step of one run, so a service that honours it
+ * does the work once however often the step is re-run. Left out of GET and HEAD, which change
+ * nothing, and never over a key the caller set itself (in any letter case).
+ */
+export function withIdempotencyKey(
+  headers: Record<string, string>,
+  method: string,
+  key: string | undefined,
+): Record<string, string> {
+  if (!key || /^(GET|HEAD)$/i.test(method)) return headers;
+  if (Object.keys(headers).some((name) => name.toLowerCase() === "idempotency-key")) return headers;
+  return { ...headers, "idempotency-key": key };
+}
+
 export interface ConnectorResponse {
   status: number;
   body: string;

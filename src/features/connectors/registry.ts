@@ -1,10 +1,20 @@
 // The seven connectors: each one's configuration (public) and secrets as zod schemas (their
 // JSON Schema is what the API shows), its connection test, and the actions workflow steps
 // call. Every call is the service's real API against a base URL that can be configured.
+// A step's action may be delivered more than once (a retry after a lost answer, a run taken
+// up again after its worker died): each action does what its service allows so that a
+// repeat is harmless, keyed by the step's idempotency key (see each connector).
+import { createHash } from "node:crypto";
 import { isIP } from "node:net";
 import nodemailer from "nodemailer";
 import { z } from "zod";
-import { allowedAddresses, ConnectorError, type ConnectorNetwork, connectorFetch } from "./connectorHttp.ts";
+import {
+  allowedAddresses,
+  ConnectorError,
+  type ConnectorNetwork,
+  connectorFetch,
+  withIdempotencyKey,
+} from "./connectorHttp.ts";
 import { encodeKey, signS3 } from "./sigv4.ts";
 
 export interface ConnectorCall {
@@ -12,6 +22,8 @@ export interface ConnectorCall {
   secrets: Record<string, string>;
   network: ConnectorNetwork;
   signal?: AbortSignal;
+  /** The same for every delivery of one step of one run (none for a connection test). */
+  idempotencyKey?: string;
 }
 
 export type ActionInput = Record<string, unknown>;
@@ -52,26 +64,57 @@ const github: ConnectorDefinition = {
     return `Repository ${c.owner}/${c.repository} is reachable.`;
   },
   actions: {
+    /**
+     * Commits the file unless it already holds this content: a repeat makes no second commit.
+     * An existing file is replaced by its current sha (which the API requires), or by the
+     * step's `sha` when given, so a file changed meanwhile is refused (409), not overwritten.
+     */
     async putFile({ config, secrets, network, signal }, input) {
       const c = config as { baseUrl: string; owner: string; repository: string };
-      const res = await connectorFetch(
-        network,
-        `${c.baseUrl}/repos/${c.owner}/${c.repository}/contents/${encodeKey(text(input, "path"))}`,
-        {
-          method: "PUT",
-          headers: { ...bearer(secrets.accessToken as string), accept: "application/vnd.github+json", ...json },
-          body: JSON.stringify({
-            message: text(input, "message") || `Update ${text(input, "path")} from Floyo`,
-            content: Buffer.from(text(input, "content")).toString("base64"),
-            ...(input.sha ? { sha: text(input, "sha") } : {}),
-          }),
-          signal,
-        },
-      );
+      const path = text(input, "path");
+      const target = `${c.baseUrl}/repos/${c.owner}/${c.repository}/contents/${encodeKey(path)}`;
+      const headers = { ...bearer(secrets.accessToken as string), accept: "application/vnd.github+json" };
+      const content = Buffer.from(text(input, "content"));
+      const existing = await githubFileSha(network, target, headers, signal);
+      if (existing && existing === gitBlobSha(content)) {
+        return { content: { path, sha: existing }, commit: null, unchanged: true };
+      }
+      const sha = input.sha ? text(input, "sha") : existing;
+      const res = await connectorFetch(network, target, {
+        method: "PUT",
+        headers: { ...headers, ...json },
+        body: JSON.stringify({
+          message: text(input, "message") || `Update ${path} from Floyo`,
+          content: content.toString("base64"),
+          ...(sha ? { sha } : {}),
+        }),
+        signal,
+      });
       return res.json();
     },
   },
 };
+
+/** The blob sha of a file in the repository, or null when there is none (404). */
+async function githubFileSha(
+  network: ConnectorNetwork,
+  target: string,
+  headers: Record<string, string>,
+  signal?: AbortSignal,
+): Promise<string | null> {
+  try {
+    const found = (await connectorFetch(network, target, { method: "GET", headers, signal })).json();
+    const sha = (found as { sha?: unknown } | null)?.sha;
+    return typeof sha === "string" ? sha : null;
+  } catch (err) {
+    if (err instanceof ConnectorError && err.details?.status === 404) return null;
+    throw err;
+  }
+}
+
+/** Git's object id of a blob: what the contents API reports as a file's sha. */
+const gitBlobSha = (content: Buffer) =>
+  createHash("sha1").update(`blob ${content.length}\0`).update(content).digest("hex");
 
 const slack: ConnectorDefinition = {
   key: "slack",
@@ -84,6 +127,7 @@ const slack: ConnectorDefinition = {
     return "The webhook accepted a test message.";
   },
   actions: {
+    // Incoming webhooks (like chat.postMessage) take no idempotency key: a repeat posts again.
     async postMessage({ config, secrets, network, signal }, input) {
       const channel = (config as { channel?: string }).channel;
       await connectorFetch(network, secrets.webhookUrl as string, {
@@ -113,10 +157,22 @@ const googleDrive: ConnectorDefinition = {
     return "The folder is reachable.";
   },
   actions: {
-    async uploadFile({ config, secrets, network, signal }, input) {
+    /**
+     * Drive takes no idempotency key, but a file carries private app properties that a search
+     * can match: the step's key is one, and a file that has it is this step's earlier upload.
+     */
+    async uploadFile({ config, secrets, network, signal, idempotencyKey }, input) {
       const c = config as { baseUrl: string; folderId: string };
+      const earlier = idempotencyKey
+        ? await driveFileWith(c.baseUrl, secrets.accessToken as string, idempotencyKey, network, signal)
+        : null;
+      if (earlier) return { ...earlier, unchanged: true };
       const boundary = `floyo${Date.now().toString(36)}`;
-      const metadata = JSON.stringify({ name: text(input, "name"), parents: [c.folderId] });
+      const metadata = JSON.stringify({
+        name: text(input, "name"),
+        parents: [c.folderId],
+        ...(idempotencyKey ? { appProperties: { [DRIVE_KEY_PROPERTY]: idempotencyKey } } : {}),
+      });
       const body = [
         `--${boundary}\r\ncontent-type: application/json; charset=UTF-8\r\n\r\n${metadata}\r\n`,
         `--${boundary}\r\ncontent-type: ${text(input, "mimeType") || "application/octet-stream"}\r\n\r\n${text(input, "content")}\r\n`,
@@ -135,6 +191,35 @@ const googleDrive: ConnectorDefinition = {
     },
   },
 };
+
+const DRIVE_KEY_PROPERTY = "floyoIdempotencyKey";
+
+/**
+ * The file an earlier delivery of the step uploaded, if any. A search the service refuses
+ * (an HTTP error) does not hold the upload up: it goes ahead, as it did before keys existed.
+ */
+async function driveFileWith(
+  baseUrl: string,
+  accessToken: string,
+  key: string,
+  network: ConnectorNetwork,
+  signal?: AbortSignal,
+): Promise<{ id: string; name: string } | null> {
+  // The key is hex: nothing in it needs escaping inside the query's quotes.
+  const q = `appProperties has { key='${DRIVE_KEY_PROPERTY}' and value='${key}' } and trashed = false`;
+  try {
+    const res = await connectorFetch(
+      network,
+      `${baseUrl}/drive/v3/files?q=${encodeURIComponent(q)}&fields=${encodeURIComponent("files(id,name)")}`,
+      { method: "GET", headers: bearer(accessToken), signal },
+    );
+    const found = res.json() as { files?: { id: string; name: string }[] } | null;
+    return found?.files?.[0] ?? null;
+  } catch (err) {
+    if (err instanceof ConnectorError && err.code === "CONNECTOR_HTTP_ERROR") return null;
+    throw err;
+  }
+}
 
 const dropbox: ConnectorDefinition = {
   key: "dropbox",
@@ -163,6 +248,8 @@ const dropbox: ConnectorDefinition = {
         throw new ConnectorError("CONNECTOR_INPUT_INVALID", "The file name must be a plain name, without folders.");
       }
       const path = `${c.folderPath.replace(/\/$/, "")}/${name}`;
+      // A repeat is harmless as it is: Dropbox writes nothing when the file at the path already
+      // has these contents (its conflict rule), and autorename is off, so no "name (1)" copy.
       // Dropbox wants the argument header in ASCII: anything else escaped.
       const arg = JSON.stringify({ path, mode: "overwrite", autorename: false }).replace(
         /[\u007f-\uffff]/g,
@@ -198,6 +285,9 @@ const s3: ConnectorDefinition = {
     return "The bucket is reachable.";
   },
   actions: {
+    // Idempotent as it is: a PUT of one key with one body leaves the same object (a bucket
+    // with versioning keeps an identical extra version). No condition is sent: If-None-Match
+    // would refuse the next run's overwrite of the same key.
     async putObject(call, input) {
       await s3Request(call, "PUT", text(input, "key"), text(input, "body"), text(input, "contentType"));
       return { key: text(input, "key") };
@@ -248,6 +338,9 @@ const smtp: ConnectorDefinition = {
       const c = call.config as { fromEmail: string };
       const to = Array.isArray(input.to) ? input.to.map(String) : [text(input, "to")];
       const info = await (await transport(call)).sendMail({
+        // The step's key as the Message-ID: mail systems that drop a repeated Message-ID
+        // (Gmail does, in one mailbox) show a repeated delivery once.
+        ...(call.idempotencyKey ? { messageId: `<${call.idempotencyKey}@${c.fromEmail.split("@").pop()}>` } : {}),
         from: c.fromEmail,
         to,
         subject: text(input, "subject"),
@@ -292,17 +385,18 @@ const http: ConnectorDefinition = {
     return "The endpoint answered.";
   },
   actions: {
-    async request({ config, secrets, network, signal }, input) {
+    async request({ config, secrets, network, signal, idempotencyKey }, input) {
       const c = config as { baseUrl: string };
       const method = (text(input, "method") || "POST").toUpperCase();
       const body = input.body === undefined ? undefined : JSON.stringify(input.body);
       const target = withinBase(c.baseUrl, text(input, "path") || "/");
+      const headers = {
+        ...(body ? json : {}),
+        ...(secrets.authorization ? { authorization: secrets.authorization } : {}),
+      };
       const res = await connectorFetch(network, target, {
         method,
-        headers: {
-          ...(body ? json : {}),
-          ...(secrets.authorization ? { authorization: secrets.authorization } : {}),
-        },
+        headers: withIdempotencyKey(headers, method, idempotencyKey),
         body,
         signal,
       });

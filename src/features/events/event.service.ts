@@ -5,7 +5,7 @@ import type { Context } from "../../context.ts";
 import { ForbiddenError, ValidationError } from "../../errors.ts";
 import type { Prisma } from "../../generated/prisma/client.ts";
 import { uniqueViolation } from "../../infra/dbErrors.ts";
-import type { Live } from "../../infra/live.ts";
+import type { Notify } from "../../infra/outbox.ts";
 import type { PubSub } from "../../infra/pubsub.ts";
 import { activeOrganizationId, authorize } from "../auth/access.ts";
 import { type EventDraft, eventInput, MAX_BATCH, toDraft } from "./eventInput.ts";
@@ -118,11 +118,12 @@ export async function recordBatch({
   }
   const { drafts, fieldErrors } = validateEvents(events, { oldest: target.oldest, pathOf: (i) => `events.${i}` });
   if (fieldErrors.length) throw invalidEvents(fieldErrors);
-  const { count } = await ctx.prisma.event.createMany({
-    data: drafts.map((d) => rowOf(target, d)),
-    skipDuplicates: true,
+  const count = await ctx.outbox.transaction(async (tx, notify) => {
+    const created = await tx.event.createMany({ data: drafts.map((d) => rowOf(target, d)), skipDuplicates: true });
+    if (created.count > 0) noticeRecorded(notify, target, { count: created.count });
+    return created.count;
   });
-  if (count > 0) await notifyRecorded(ctx, target, { count });
+  if (count > 0) wakeAnalysis(ctx, target.organizationId);
   return {
     organizationId: target.organizationId,
     received: drafts.length,
@@ -156,8 +157,12 @@ export async function recordEvent({
   uploadId?: string;
 }) {
   try {
-    const event = await ctx.prisma.event.create({ data: rowOf(target, draft, uploadId), select: { id: true } });
-    await notifyRecorded(ctx, target, { eventId: event.id });
+    const event = await ctx.outbox.transaction(async (tx, notify) => {
+      const created = await tx.event.create({ data: rowOf(target, draft, uploadId), select: { id: true } });
+      noticeRecorded(notify, target, { eventId: created.id });
+      return created;
+    });
+    wakeAnalysis(ctx, target.organizationId);
     return event;
   } catch (err) {
     if (!uniqueViolation(err) || !draft.clientEventId) throw err;
@@ -174,17 +179,16 @@ export function wakeAnalysis(deps: { pubsub: PubSub }, organizationId: string) {
 }
 
 /**
- * After events are stored: wakes the analysis pipeline, and tells live subscribers (one
- * event by id, a batch as a summary of how many were stored).
+ * The live notice of stored events, in their transaction: one event by id, a batch as a
+ * summary of how many were stored. The pipeline is woken (wakeAnalysis) after the commit.
  */
-export function notifyRecorded(
-  deps: { pubsub: PubSub; live: Live },
+export function noticeRecorded(
+  notify: Notify,
   target: { organizationId: string; userId: string },
   recorded: { eventId: string } | { count: number },
 ) {
-  wakeAnalysis(deps, target.organizationId);
   const single = "eventId" in recorded;
-  return deps.live.publish("EVENTS", target.organizationId, {
+  notify("EVENTS", target.organizationId, {
     id: single ? recorded.eventId : randomUUID(),
     kind: "CREATED",
     data: { userId: target.userId, count: single ? 1 : recorded.count, single: single ? 1 : 0 },

@@ -5,6 +5,7 @@ import type { Context } from "../../context.ts";
 import { ConflictError, ForbiddenError, NotFoundError } from "../../errors.ts";
 import type { OrgRole, Prisma } from "../../generated/prisma/client.ts";
 import { uniqueViolation } from "../../infra/dbErrors.ts";
+import type { Notify } from "../../infra/outbox.ts";
 import { parseInput } from "../../validation.ts";
 import { authorize, PERMISSIONS, requireUser } from "../auth/access.ts";
 import { email } from "../auth/auth.service.ts";
@@ -63,19 +64,24 @@ export async function deleteOrganization({ ctx, id }: { ctx: Context; id: string
     where: { organizationId: id },
     select: { id: true, userId: true },
   });
-  await ctx.prisma.organization.delete({ where: { id } });
+  await ctx.outbox.transaction(async (tx, notify) => {
+    await tx.organization.delete({ where: { id } });
+    for (const m of members) noticeMembership(notify, { ...m, organizationId: id }, "DELETED");
+  });
   // Its API keys went with it: cached ones must look again, on every instance.
   ctx.principals.revoked("*", id);
-  for (const m of members) await announceMembership(ctx, { ...m, organizationId: id }, "DELETED");
 }
 
-/** Membership changes are a live feed, and what ends a removed member's subscriptions. */
-export function announceMembership(
-  ctx: Context,
+/**
+ * Membership changes are a live feed, and what ends a removed member's subscriptions:
+ * noticed in the transaction of the change.
+ */
+export function noticeMembership(
+  notify: Notify,
   membership: { id: string; organizationId: string; userId: string },
   kind: "CREATED" | "UPDATED" | "DELETED",
 ) {
-  return ctx.live.publish("MEMBERSHIPS", membership.organizationId, {
+  notify("MEMBERSHIPS", membership.organizationId, {
     id: membership.id,
     kind,
     data: { userId: membership.userId },
@@ -182,20 +188,20 @@ export async function acceptInvite({ ctx, token }: { ctx: Context; token: string
   ) {
     throw new ConflictError("INVITE_INVALID", "This invitation is no longer valid; ask for a new one.");
   }
-  const membership = await ctx.prisma.$transaction(async (tx) => {
+  return ctx.outbox.transaction(async (tx, notify) => {
     const { count } = await tx.organizationInvite.updateMany({
       where: { id: invite.id, acceptedAt: null, revokedAt: null, expiresAt: { gt: new Date() } },
       data: { acceptedAt: new Date() },
     });
     if (count === 0) throw new ConflictError("INVITE_INVALID", "This invitation was already used.");
-    return tx.organizationMember.upsert({
+    const membership = await tx.organizationMember.upsert({
       where: { organizationId_userId: { organizationId: invite.organizationId, userId: viewer.userId } },
       create: { organizationId: invite.organizationId, userId: viewer.userId, role: invite.role },
       update: {},
     });
+    noticeMembership(notify, membership, "CREATED");
+    return membership;
   });
-  await announceMembership(ctx, membership, "CREATED");
-  return membership;
 }
 
 export async function revokeInvite({ ctx, id }: { ctx: Context; id: string }) {
@@ -217,8 +223,9 @@ export async function changeMemberRole({ ctx, id, input }: { ctx: Context; id: s
   const membership = await findMembership(ctx, id);
   await assertCanManage(ctx, membership.organizationId, [membership.role, newRole], "Membership");
   if (membership.role === newRole) return membership;
-  const updated = await ctx.prisma.$transaction(async (tx) => {
+  const updated = await ctx.outbox.transaction(async (tx, notify) => {
     const updated = await tx.organizationMember.update({ where: { id }, data: { role: newRole } });
+    noticeMembership(notify, updated, "UPDATED");
     if (membership.role === "OWNER") {
       await assertOwnerRemains(
         tx,
@@ -230,7 +237,6 @@ export async function changeMemberRole({ ctx, id, input }: { ctx: Context; id: s
   });
   // API keys act with at most their creator's current role: cached ones must look again.
   ctx.principals.revoked("*", membership.organizationId);
-  await announceMembership(ctx, updated, "UPDATED");
   return updated;
 }
 
@@ -261,8 +267,9 @@ async function dropMembership(
   ctx: Context,
   membership: { id: string; organizationId: string; userId: string; role: OrgRole },
 ) {
-  await ctx.prisma.$transaction(async (tx) => {
+  await ctx.outbox.transaction(async (tx, notify) => {
     await tx.organizationMember.delete({ where: { id: membership.id } });
+    noticeMembership(notify, membership, "DELETED");
     if (membership.role === "OWNER") {
       await assertOwnerRemains(
         tx,
@@ -273,5 +280,4 @@ async function dropMembership(
   });
   // The member's API keys stop with their membership: cached ones must look again.
   ctx.principals.revoked("*", membership.organizationId);
-  await announceMembership(ctx, membership, "DELETED");
 }

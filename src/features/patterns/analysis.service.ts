@@ -3,7 +3,7 @@
 // commit leaves both untouched, so the retry counts every event exactly once.
 import { setImmediate } from "node:timers/promises";
 import type { Prisma, PrismaClient } from "../../generated/prisma/client.ts";
-import type { Live } from "../../infra/live.ts";
+import type { Outbox } from "../../infra/outbox.ts";
 import { type AnalysedEvent, type Deltas, detect, mergeRecent, type Segment, segmentBounds } from "./detect.ts";
 
 export const CHUNK = 500;
@@ -55,33 +55,28 @@ export async function analyseUserNow(deps: Deps, organizationId: string, userId:
   }
 }
 
-/** Analyses a chunk, then announces the extension patterns it changed once they are committed. */
+/** Analyses a chunk of one user's events (and announces the extension patterns it changed). */
 export async function analyseChunk(
   deps: Deps,
   organizationId: string,
   userId: string | null,
   options: { wait?: boolean } = {},
 ): Promise<ChunkResult> {
-  const changed: Change[] = [];
-  const result = await transaction(deps.prisma, organizationId, userId, options, changed);
-  await Promise.all(
-    changed.map((change) => deps.live.publish("PATTERNS", organizationId, { ...change, data: { userId } })),
-  );
-  return result;
+  return transaction(deps.outbox, organizationId, userId, options);
 }
 
-type Deps = { prisma: PrismaClient; live: Live };
+type Deps = { prisma: PrismaClient; outbox: Outbox };
 type Change = { id: string; kind: "CREATED" | "UPDATED" };
 
+/** The extension patterns a chunk changed are announced in its transaction. */
 function transaction(
-  prisma: PrismaClient,
+  outbox: Outbox,
   organizationId: string,
   userId: string | null,
   options: { wait?: boolean },
-  changed: Change[],
 ): Promise<ChunkResult> {
-  return prisma.$transaction(
-    async (tx) => {
+  return outbox.transaction(
+    async (tx, notify) => {
       // One analyser per user at a time, across instances: the incremental counts depend on it.
       // The pipeline skips a user someone else is on; an on-demand caller waits its turn.
       const key = `analysis:${organizationId}:${userId}`;
@@ -101,8 +96,10 @@ function transaction(
       const more = fresh.length > CHUNK;
       if (more) fresh.pop();
       if (fresh.length === 0) return { locked: true, analysed: 0, more: false };
-      if (userId)
-        changed.push(...(await fold(tx, organizationId, userId, await segmentsFor(tx, organizationId, userId, fresh))));
+      if (userId) {
+        const changed = await fold(tx, organizationId, userId, await segmentsFor(tx, organizationId, userId, fresh));
+        for (const change of changed) notify("PATTERNS", organizationId, { ...change, data: { userId } });
+      }
       await tx.event.updateMany({ where: { id: { in: fresh.map((e) => e.id) } }, data: { analyzedAt: new Date() } });
       return { locked: true, analysed: fresh.length, more };
     },

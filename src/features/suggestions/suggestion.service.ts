@@ -5,7 +5,7 @@ import type { Context } from "../../context.ts";
 import { ConflictError, ForbiddenError, NotFoundError } from "../../errors.ts";
 import type { Prisma, PrismaClient } from "../../generated/prisma/client.ts";
 import { uniqueViolation } from "../../infra/dbErrors.ts";
-import type { Live } from "../../infra/live.ts";
+import type { Outbox } from "../../infra/outbox.ts";
 import { activeOrganizationId, authorize } from "../auth/access.ts";
 import { actingUserId } from "../events/visibility.ts";
 import { analyseUserNow } from "../patterns/analysis.service.ts";
@@ -15,7 +15,7 @@ import { buildSuggestions, type SuggestionDraft } from "./rules.ts";
 const RECENT_MS = 7 * 86_400_000;
 
 export async function generateSuggestions(
-  deps: { prisma: PrismaClient; live: Live },
+  deps: { prisma: PrismaClient; outbox: Outbox },
   organizationId: string,
   userId: string,
 ): Promise<string[]> {
@@ -47,17 +47,20 @@ export async function generateSuggestions(
       continue;
     }
     try {
-      const created = await prisma.suggestion.create({
-        data: {
-          organizationId,
-          userId,
-          triggerKey: draft.triggerKey,
-          openTriggerKey: draft.triggerKey,
-          ...content(draft),
-        },
-        select: { id: true },
+      const created = await deps.outbox.transaction(async (tx, notify) => {
+        const row = await tx.suggestion.create({
+          data: {
+            organizationId,
+            userId,
+            triggerKey: draft.triggerKey,
+            openTriggerKey: draft.triggerKey,
+            ...content(draft),
+          },
+          select: { id: true },
+        });
+        notify("SUGGESTIONS", organizationId, { id: row.id, kind: "CREATED", data: { userId } });
+        return row;
       });
-      await deps.live.publish("SUGGESTIONS", organizationId, { id: created.id, kind: "CREATED", data: { userId } });
       ids.push(created.id);
     } catch (err) {
       // Another instance opened the same idea a moment ago: one is enough.

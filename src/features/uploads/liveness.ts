@@ -65,21 +65,36 @@ export function keepAlive(deps: Pick<AppDeps, "prisma" | "logger">, uploadId: st
  * delete); a COMPLETED upload's never. Returns false when the upload was not PROCESSING.
  */
 export async function failUpload(
-  prisma: PrismaClient,
+  deps: Pick<AppDeps, "prisma" | "outbox">,
   uploadId: string,
-  where: Prisma.UploadWhereInput = {},
-  report?: { path: string; message: string }[],
+  options: {
+    where?: Prisma.UploadWhereInput;
+    report?: { path: string; message: string }[];
+    /** An import's subscribers hear it failed, in the claim's transaction. */
+    notice?: { organizationId: string; userId: string | null };
+  } = {},
 ): Promise<boolean> {
-  const { count } = await prisma.upload.updateMany({
-    where: { ...where, id: uploadId, status: "PROCESSING" },
-    data: {
-      status: "FAILED",
-      completedAt: null,
-      ...(report ? { errorReport: { errors: report } as unknown as Prisma.InputJsonObject } : {}),
-    },
+  const { where = {}, report, notice } = options;
+  const claimed = await deps.outbox.transaction(async (tx, notify) => {
+    const { count } = await tx.upload.updateMany({
+      where: { ...where, id: uploadId, status: "PROCESSING" },
+      data: {
+        status: "FAILED",
+        completedAt: null,
+        ...(report ? { errorReport: { errors: report } as unknown as Prisma.InputJsonObject } : {}),
+      },
+    });
+    if (count > 0 && notice) {
+      notify("IMPORTS", notice.organizationId, {
+        id: uploadId,
+        kind: "UPDATED",
+        data: { phase: "FAILED", processedLines: 0, totalLines: null, userId: notice.userId },
+      });
+    }
+    return count > 0;
   });
-  await deleteEventsOf(prisma, uploadId);
-  return count > 0;
+  await deleteEventsOf(deps.prisma, uploadId);
+  return claimed;
 }
 
 /** Deletes a failed upload's events a chunk at a time (PGlite: one connection, others run between), then closes it. */
@@ -105,27 +120,23 @@ async function deleteEventsOf(prisma: PrismaClient, uploadId: string) {
  * Run by the leader; safe on several instances at once (the claim is conditional, the
  * deletes are idempotent). Returns how many uploads it failed.
  */
-export async function sweepInterrupted(deps: Pick<AppDeps, "prisma" | "live" | "logger">, staleMs: number) {
-  const { prisma, live, logger } = deps;
+export async function sweepInterrupted(deps: Pick<AppDeps, "prisma" | "outbox" | "logger">, staleMs: number) {
+  const { prisma, logger } = deps;
   const cutoff = new Date(Date.now() - staleMs);
   let failed = 0;
   const stale = await prisma.upload.findMany({
     where: { status: "PROCESSING", heartbeatAt: { lt: cutoff } },
-    select: { id: true, organizationId: true, userId: true },
+    select: { id: true, organizationId: true, userId: true, kind: true },
     orderBy: { heartbeatAt: "asc" },
     take: 100,
   });
   for (const upload of stale) {
     const report = [{ path: "input.file", message: INTERRUPTED }];
     // The same bound again: a process that renewed since the read keeps its upload.
-    if (!(await failUpload(prisma, upload.id, { heartbeatAt: { lt: cutoff } }, report))) continue;
+    const notice = upload.kind === "EVENT_IMPORT" ? upload : undefined;
+    if (!(await failUpload(deps, upload.id, { where: { heartbeatAt: { lt: cutoff } }, report, notice }))) continue;
     failed++;
     logger.warn({ uploadId: upload.id }, "upload interrupted: failed, and its events deleted");
-    await live.publish("IMPORTS", upload.organizationId, {
-      id: upload.id,
-      kind: "UPDATED",
-      data: { phase: "FAILED", processedLines: 0, totalLines: null, userId: upload.userId },
-    });
   }
   // Cleanups cut short (the process failing an upload died part-way): their beat is as old.
   const unfinished = await prisma.upload.findMany({

@@ -8,13 +8,14 @@ import { setImmediate } from "node:timers/promises";
 import type { Context } from "../../context.ts";
 import { ValidationError } from "../../errors.ts";
 import type { Prisma } from "../../generated/prisma/client.ts";
+import type { Notify, Tx } from "../../infra/outbox.ts";
 import { FileTooLargeError } from "../../infra/storage.ts";
 import { isControl } from "../../text.ts";
 import {
   type FieldError,
   type IngestTarget,
   ingestTarget,
-  notifyRecorded,
+  noticeRecorded,
   recordEvent,
   rowOf,
   validateEvent,
@@ -84,26 +85,37 @@ async function store(ctx: Context, upload: { id: string; organizationId: string 
   } catch (err) {
     throw err instanceof FileTooLargeError ? tooLarge(max) : err;
   }
-  await whileProcessing(ctx, upload.id, { storageKey, sha256: stored.sha256, sizeBytes: BigInt(stored.sizeBytes) });
+  await whileProcessing(ctx.prisma, upload.id, {
+    storageKey,
+    sha256: stored.sha256,
+    sizeBytes: BigInt(stored.sizeBytes),
+  });
   return { id: upload.id, organizationId: upload.organizationId, storageKey, sha256: stored.sha256 };
 }
 
 /** Updates an upload still PROCESSING; one a sweep has failed meanwhile is interrupted. */
-async function whileProcessing(ctx: Context, uploadId: string, data: Prisma.UploadUpdateManyMutationInput) {
-  const { count } = await ctx.prisma.upload.updateMany({
+async function whileProcessing(db: Tx, uploadId: string, data: Prisma.UploadUpdateManyMutationInput) {
+  const { count } = await db.upload.updateMany({
     where: { id: uploadId, status: "PROCESSING" },
     data: { ...data, heartbeatAt: new Date() },
   });
   if (count === 0) throw new UploadInterruptedError();
 }
 
-/** Marks the upload COMPLETED, which makes its events analysable: the pipeline is woken for them. */
+/**
+ * Marks the upload COMPLETED, which makes its events analysable, with what its subscribers
+ * hear of it in the same transaction; the pipeline is woken for its events after the commit.
+ */
 async function complete(
   ctx: Context,
   upload: { id: string; organizationId: string },
   data: Prisma.UploadUpdateManyMutationInput = {},
+  announce: (notify: Notify) => void = () => {},
 ) {
-  await whileProcessing(ctx, upload.id, { ...data, status: "COMPLETED", completedAt: new Date() });
+  await ctx.outbox.transaction(async (tx, notify) => {
+    await whileProcessing(tx, upload.id, { ...data, status: "COMPLETED", completedAt: new Date() });
+    announce(notify);
+  });
   wakeAnalysis(ctx, upload.organizationId);
 }
 
@@ -134,7 +146,7 @@ export async function uploadFile({
   // Checked before anything is stored: a file whose event would be refused is not kept.
   validateEvent(target, event("", ""));
   const upload = await begin(ctx, target, file, "FILE");
-  return settle(ctx, upload.id, async () => {
+  return settle(ctx, upload, async () => {
     const stored = await store(ctx, upload, file);
     const draft = validateEvent(target, event(upload.id, stored.sha256));
     await recordEvent({ ctx, target, draft, uploadId: upload.id });
@@ -144,18 +156,25 @@ export async function uploadFile({
 }
 
 type Liveness = { readonly lost: boolean };
+type ImportNotice = { id: string; kind: "UPDATED"; data: Record<string, string | number | null> };
 
 /**
  * Runs the rest of an upload's work with its heartbeat renewed meanwhile. On any failure
  * the upload is marked FAILED and what it stored deleted; should this process die first,
  * its beat stops and the leader's sweep does the same.
  */
-async function settle<T>(ctx: Context, uploadId: string, work: (alive: Liveness) => Promise<T>): Promise<T> {
+async function settle<T>(
+  ctx: Context,
+  upload: { id: string; organizationId: string; userId: string | null; kind: string },
+  work: (alive: Liveness) => Promise<T>,
+): Promise<T> {
+  const uploadId = upload.id;
   const beat = keepAlive(ctx, uploadId, ctx.config.uploads.staleMs);
   try {
     return await work(beat);
   } catch (err) {
-    await failUpload(ctx.prisma, uploadId).catch((e: unknown) =>
+    const notice = upload.kind === "EVENT_IMPORT" ? upload : undefined;
+    await failUpload(ctx, uploadId, { notice }).catch((e: unknown) =>
       ctx.logger.error({ err: e, uploadId }, "could not fail the upload; the sweep will once its beat is stale"),
     );
     throw err;
@@ -178,21 +197,23 @@ export async function importEvents({
   const target = await ingestTarget(ctx, organizationId);
   const kind = formatOf(file, format);
   const upload = await begin(ctx, target, file, "EVENT_IMPORT");
+  // What is not stored anywhere (how far validation got) is announced on its own; a notice
+  // that cannot be stored (the database away) is left out: the import's outcome is not.
   const progress = (phase: string, processedLines: number, totalLines: number | null) =>
-    ctx.live.publish("IMPORTS", target.organizationId, {
-      id: upload.id,
-      kind: "UPDATED",
-      data: { phase, processedLines, totalLines, userId: target.userId },
-    });
-
-  return settle(ctx, upload.id, async (alive) => {
-    try {
-      return await importStored(ctx, target, await store(ctx, upload, file), kind, progress, alive);
-    } catch (err) {
-      if (!(err instanceof ImportRejectedError)) await progress("FAILED", 0, null);
-      throw err;
-    }
+    ctx.outbox
+      .transaction(async (_tx, notify) =>
+        notify("IMPORTS", target.organizationId, progressOf(phase, processedLines, totalLines)),
+      )
+      .catch((err: unknown) => ctx.logger.warn({ err, uploadId: upload.id }, "import progress not announced"));
+  const progressOf = (phase: string, processedLines: number, totalLines: number | null) => ({
+    id: upload.id,
+    kind: "UPDATED" as const,
+    data: { phase, processedLines, totalLines, userId: target.userId },
   });
+
+  return settle(ctx, upload, async (alive) =>
+    importStored(ctx, target, await store(ctx, upload, file), kind, { progress, progressOf }, alive),
+  );
 }
 
 async function importStored(
@@ -200,7 +221,10 @@ async function importStored(
   target: IngestTarget,
   upload: { id: string; organizationId: string; storageKey: string },
   kind: ImportFormat,
-  progress: (phase: string, processedLines: number, totalLines: number | null) => Promise<void>,
+  announce: {
+    progress: (phase: string, processedLines: number, totalLines: number | null) => Promise<void>;
+    progressOf: (phase: string, processedLines: number, totalLines: number | null) => ImportNotice;
+  },
   alive: Liveness,
 ) {
   // Pass 1: every line validated before anything is stored.
@@ -232,7 +256,7 @@ async function importStored(
         if (errors.length < REPORTED_ERRORS) errors.push(...problems);
       }
       const processed = drafts.length + errorCount;
-      if (processed % PROGRESS_EVERY === 0) progress("VALIDATING", processed, null);
+      if (processed % PROGRESS_EVERY === 0) void announce.progress("VALIDATING", processed, null);
       // Reading a buffered file settles promise after promise without ever letting timers or sockets run.
       if (processed % VALIDATE_CHUNK === 0) {
         await setImmediate();
@@ -259,18 +283,22 @@ async function importStored(
   for (let i = 0; i < total; i += EVENT_CHUNK) {
     // Before each chunk: once a sweep has failed this upload (it stalled past the bound), nothing more is stored.
     if (!(await renew(ctx.prisma, upload.id))) throw new UploadInterruptedError();
-    const { count } = await ctx.prisma.event.createMany({
-      data: drafts.slice(i, i + EVENT_CHUNK).map((d) => rowOf(target, d, upload.id)),
-      skipDuplicates: true,
-    });
-    stored += count;
     const done = Math.min(i + EVENT_CHUNK, total);
-    if (done % PROGRESS_EVERY === 0 || done === total) progress("IMPORTING", done, total);
+    stored += await ctx.outbox.transaction(async (tx, notify) => {
+      const { count } = await tx.event.createMany({
+        data: drafts.slice(i, i + EVENT_CHUNK).map((d) => rowOf(target, d, upload.id)),
+        skipDuplicates: true,
+      });
+      if (done % PROGRESS_EVERY === 0 || done === total)
+        notify("IMPORTS", target.organizationId, announce.progressOf("IMPORTING", done, total));
+      return count;
+    });
     await setImmediate();
   }
-  await complete(ctx, upload, { totalLines: lines, importedCount: stored, errorCount: 0 });
-  await progress("COMPLETED", total, total);
-  if (stored > 0) await notifyRecorded(ctx, target, { count: stored });
+  await complete(ctx, upload, { totalLines: lines, importedCount: stored, errorCount: 0 }, (notify) => {
+    notify("IMPORTS", target.organizationId, announce.progressOf("COMPLETED", total, total));
+    if (stored > 0) noticeRecorded(notify, target, { count: stored });
+  });
   return { uploadId: upload.id, organizationId: target.organizationId, duplicates: total - stored };
 }
 
@@ -282,20 +310,22 @@ async function failImport(
   errors: FieldError[],
   errorCount: number,
 ): Promise<never> {
-  await ctx.prisma.upload.update({
-    where: { id: uploadId },
-    data: {
-      status: "FAILED",
-      totalLines: lines,
-      errorCount,
-      errorReport: { errors } as unknown as Prisma.InputJsonObject,
-      completedAt: new Date(),
-    },
-  });
-  await ctx.live.publish("IMPORTS", organizationId, {
-    id: uploadId,
-    kind: "UPDATED",
-    data: { phase: "FAILED", processedLines: lines, totalLines: lines, userId },
+  await ctx.outbox.transaction(async (tx, notify) => {
+    await tx.upload.update({
+      where: { id: uploadId },
+      data: {
+        status: "FAILED",
+        totalLines: lines,
+        errorCount,
+        errorReport: { errors } as unknown as Prisma.InputJsonObject,
+        completedAt: new Date(),
+      },
+    });
+    notify("IMPORTS", organizationId, {
+      id: uploadId,
+      kind: "UPDATED",
+      data: { phase: "FAILED", processedLines: lines, totalLines: lines, userId },
+    });
   });
   const shown = errors
     .slice(0, 5)

@@ -9,7 +9,7 @@ import { requireUser } from "../auth/access.ts";
 import { revokeAllSessionsOf, username } from "../auth/auth.service.ts";
 import { verifyPassword } from "../auth/password.ts";
 import { apiKeyCacheKey } from "../auth/principal.ts";
-import { announceMembership } from "../organizations/organization.service.ts";
+import { noticeMembership } from "../organizations/organization.service.ts";
 
 const profileInput = z.object({
   fullName: z.string().trim().min(1).max(200).nullable().optional(),
@@ -77,7 +77,7 @@ export async function deleteAccount({ ctx, input }: { ctx: Context; input: { pas
     where: { createdById: viewer.userId, revokedAt: null },
     select: { keyHash: true },
   });
-  const { aloneIn, left } = await ctx.prisma.$transaction(async (tx) => {
+  const { aloneIn } = await ctx.outbox.transaction(async (tx, notify) => {
     // Lock the user's organizations: a co-owner leaving, or someone joining, cannot slip in
     // between the checks below and the deletions that rely on them.
     await tx.$executeRaw`SELECT 1 FROM organizations WHERE id IN (SELECT organization_id FROM organization_members WHERE user_id = ${viewer.userId}::uuid) FOR UPDATE`;
@@ -138,9 +138,10 @@ export async function deleteAccount({ ctx, input }: { ctx: Context; input: { pas
         deletedAt: new Date(),
       },
     });
-    return { aloneIn, left: memberships.filter((m) => !aloneIn.includes(m.organizationId)) };
+    for (const membership of memberships.filter((m) => !aloneIn.includes(m.organizationId)))
+      noticeMembership(notify, membership, "DELETED");
+    return { aloneIn };
   });
-  for (const membership of left) await announceMembership(ctx, membership, "DELETED");
   await revokeAllSessionsOf(ctx, viewer.userId, "account deleted");
   for (const key of keys) ctx.principals.revoked(apiKeyCacheKey(key.keyHash));
   return { deletedOrganizations: aloneIn.length };

@@ -4,7 +4,7 @@
 import type { Context } from "../../context.ts";
 import { ConflictError, NotFoundError } from "../../errors.ts";
 import type { ExecutionTrigger, Prisma } from "../../generated/prisma/client.ts";
-import type { Live } from "../../infra/live.ts";
+import type { Notify } from "../../infra/outbox.ts";
 import type { PubSub } from "../../infra/pubsub.ts";
 import { authorize } from "../auth/access.ts";
 import { actingUserId } from "../events/visibility.ts";
@@ -56,18 +56,22 @@ export async function enqueue(
 }
 
 /**
- * Tells subscribers that a run changed (with the step that moved, for step progress), and
- * workers that one is waiting.
+ * Tells subscribers that a run changed (with the step that moved, for step progress), in the
+ * transaction of the change.
  */
-export function announce(
-  deps: { pubsub: PubSub; live: Live },
+export function noticeExecution(
+  notify: Notify,
   execution: { id: string; organizationId: string },
   kind: "CREATED" | "UPDATED",
   step?: { key: string; status: string },
 ) {
   const data = step ? { stepKey: step.key, stepStatus: step.status } : undefined;
-  if (kind === "CREATED") deps.pubsub.publish(EXECUTION_QUEUE, "all", { id: execution.id, kind });
-  return deps.live.publish("EXECUTIONS", execution.organizationId, { id: execution.id, kind, data });
+  notify("EXECUTIONS", execution.organizationId, { id: execution.id, kind, data });
+}
+
+/** Tells the workers on every instance that a run waits (after its commit); they also poll. */
+export function wakeWorkers(deps: { pubsub: PubSub }, execution: { id: string }) {
+  deps.pubsub.publish(EXECUTION_QUEUE, "all", { id: execution.id, kind: "CREATED" });
 }
 
 export async function runNow({ ctx, workflowId }: { ctx: Context; workflowId: string }) {
@@ -78,8 +82,12 @@ export async function runNow({ ctx, workflowId }: { ctx: Context; workflowId: st
     throw new ConflictError("WORKFLOW_ARCHIVED", "An archived workflow does not run.");
   // Every integration must be there now; a draft from a suggestion may still lack one.
   await checkDefinition(ctx.prisma, workflow.organizationId, workflow.definition, { runnable: true });
-  const execution = await enqueue(ctx.prisma, workflow, { trigger: "MANUAL", triggeredById: actingUserId(ctx) });
-  await announce(ctx, execution, "CREATED");
+  const execution = await ctx.outbox.transaction(async (tx, notify) => {
+    const queued = await enqueue(tx, workflow, { trigger: "MANUAL", triggeredById: actingUserId(ctx) });
+    noticeExecution(notify, queued, "CREATED");
+    return queued;
+  });
+  wakeWorkers(ctx, execution);
   return execution;
 }
 
@@ -89,24 +97,26 @@ export async function cancelExecution({ ctx, id }: { ctx: Context; id: string })
   if (!execution) throw new NotFoundError("Execution");
   await authorize(ctx, execution.organizationId, "execute", "Execution");
   const now = new Date();
-  const queued = await ctx.prisma.workflowExecution.updateMany({
-    where: { id, status: "QUEUED" },
-    data: { status: "CANCELLED", finishedAt: now, cancelRequestedAt: now, error: "Cancelled before it started." },
-  });
-  if (queued.count) {
-    await ctx.prisma.workflowStepResult.updateMany({ where: { executionId: id }, data: { status: "CANCELLED" } });
-  } else {
-    const running = await ctx.prisma.workflowExecution.updateMany({
-      where: { id, status: "RUNNING", cancelRequestedAt: null },
-      data: { cancelRequestedAt: now },
+  await ctx.outbox.transaction(async (tx, notify) => {
+    const queued = await tx.workflowExecution.updateMany({
+      where: { id, status: "QUEUED" },
+      data: { status: "CANCELLED", finishedAt: now, cancelRequestedAt: now, error: "Cancelled before it started." },
     });
-    if (!running.count && execution.status !== "RUNNING") {
-      throw new ConflictError(
-        "EXECUTION_FINISHED",
-        `This execution has already ${execution.status.toLowerCase().replace("_", " ")}.`,
-      );
+    if (queued.count) {
+      await tx.workflowStepResult.updateMany({ where: { executionId: id }, data: { status: "CANCELLED" } });
+    } else {
+      const running = await tx.workflowExecution.updateMany({
+        where: { id, status: "RUNNING", cancelRequestedAt: null },
+        data: { cancelRequestedAt: now },
+      });
+      if (!running.count && execution.status !== "RUNNING") {
+        throw new ConflictError(
+          "EXECUTION_FINISHED",
+          `This execution has already ${execution.status.toLowerCase().replace("_", " ")}.`,
+        );
+      }
     }
-  }
-  await announce(ctx, execution, "UPDATED");
+    noticeExecution(notify, execution, "UPDATED");
+  });
   return execution;
 }

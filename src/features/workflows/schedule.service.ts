@@ -9,7 +9,7 @@ import type { PrismaClient, WorkflowSchedule } from "../../generated/prisma/clie
 import type { Lease } from "../../infra/lock.ts";
 import { parseInput } from "../../validation.ts";
 import { authorize } from "../auth/access.ts";
-import { announce, enqueue } from "./execution.service.ts";
+import { enqueue, noticeExecution, wakeWorkers } from "./execution.service.ts";
 import { cronProblem, latestAtOrBefore, nextAfter, occurrences, type ScheduleSpec } from "./scheduleTimes.ts";
 
 export const SCHEDULER_LOCK = "scheduler";
@@ -141,7 +141,7 @@ export async function deleteSchedule({ ctx, id }: { ctx: Context; id: string }) 
  * catch-up policy says (ALL: every missed one; LATEST: the last; SKIP: only one on time).
  */
 export async function recordDueOccurrences(
-  deps: { prisma: PrismaClient; pubsub: Context["pubsub"]; live: Context["live"]; logger: Context["logger"] },
+  deps: { prisma: PrismaClient; pubsub: Context["pubsub"]; outbox: Context["outbox"]; logger: Context["logger"] },
   lease: Lease,
   holderId: string,
   now = new Date(),
@@ -170,7 +170,7 @@ export async function recordDueOccurrences(
     const nextRunAt = chosen.length === MAX_CATCH_UP ? nextAfter(spec, chosen.at(-1) as Date) : nextAfter(spec, now);
     let created: Awaited<ReturnType<typeof enqueue>>[];
     try {
-      created = await deps.prisma.$transaction(async (tx) => {
+      created = await deps.outbox.transaction(async (tx, notify) => {
         await fence(tx, lease, holderId);
         // Re-read under a lock: a pause, a retime or a delete since the list was read wins.
         await tx.$executeRaw`SELECT 1 FROM workflow_schedules WHERE id = ${schedule.id}::uuid FOR UPDATE`;
@@ -200,6 +200,7 @@ export async function recordDueOccurrences(
           where: { id: schedule.id },
           data: { nextRunAt, lastRunAt: chosen.at(-1) ?? schedule.lastRunAt },
         });
+        for (const execution of made) noticeExecution(notify, execution, "CREATED");
         return made;
       });
     } catch (err) {
@@ -208,7 +209,7 @@ export async function recordDueOccurrences(
       deps.logger.error({ err, scheduleId: schedule.id }, "scheduler: could not record a schedule's occurrence");
       continue;
     }
-    for (const execution of created) await announce(deps, execution, "CREATED");
+    for (const execution of created) wakeWorkers(deps, execution);
     recorded += created.length;
   }
   return recorded;

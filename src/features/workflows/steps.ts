@@ -1,19 +1,33 @@
 // What each kind of step does. A step gets the outputs of the steps before it, an abort
-// signal (cancel, timeout) and a log; it returns its output or throws.
+// signal (cancel, timeout), a log and its idempotency key; it returns its output or throws.
+import { createHash } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { AppDeps } from "../../context.ts";
 import { AppError } from "../../errors.ts";
 import { decodeId } from "../../schema/globalId.ts";
 import { memberRole, PERMISSIONS } from "../auth/access.ts";
-import { connectorFetch } from "../connectors/connectorHttp.ts";
+import { connectorFetch, withIdempotencyKey } from "../connectors/connectorHttp.ts";
 import { callFor } from "../connectors/integration.service.ts";
 import { actionOf } from "../connectors/registry.ts";
-import { notifyRecorded } from "../events/event.service.ts";
+import { noticeRecorded, wakeAnalysis } from "../events/event.service.ts";
 import { eventInput, toDraft } from "../events/eventInput.ts";
 import type { Step } from "./definition.ts";
 
 export interface StepScope {
   steps: Record<string, { output: unknown }>;
+  /** The step being run, for its own templates: {{step.id}}, {{step.idempotencyKey}}. */
+  step?: { id: string; idempotencyKey: string };
+}
+
+/**
+ * What a step's side effect is, once: the run and the step, nothing else. Not the run's
+ * attempt (a run taken up again after its worker died is the same run, and must send the
+ * same key for the service to see the second delivery as a repeat), nor the step's retry
+ * (a retry follows a failure or a timeout whose request may well have been done: the
+ * service must be able to tell). A run started again by a person is a new run: a new key.
+ */
+export function idempotencyKey(executionId: string, stepId: string): string {
+  return createHash("sha256").update(`floyo:step:${executionId}:${stepId}`).digest("hex");
 }
 
 /**
@@ -39,12 +53,14 @@ export function runActor(execution: {
 }
 
 export interface StepContext {
-  deps: Pick<AppDeps, "prisma" | "secrets" | "config" | "pubsub" | "live">;
+  deps: Pick<AppDeps, "prisma" | "secrets" | "config" | "pubsub" | "outbox">;
   organizationId: string;
   actor: RunActor;
   /** Where what a step records came from: shown in the event's details. */
   run: { executionId: string; workflowId: string; version: number | null; trigger: string };
   scope: StepScope;
+  /** See idempotencyKey: sent to every service that can dedupe with it. */
+  idempotencyKey: string;
   signal: AbortSignal;
   log: (line: string) => void;
   /**
@@ -119,7 +135,7 @@ async function viaIntegration(
   });
   // What comes back (and any error, whose message holds the service's whole answer) is
   // scrubbed of the organization's secrets by the runner, whole, before anything is cut.
-  return Promise.race([run(call, input), aborted]);
+  return Promise.race([run({ ...call, idempotencyKey: ctx.idempotencyKey }, input), aborted]);
 }
 
 function compare(operator: string, actual: unknown, expected: unknown): boolean {
@@ -143,17 +159,19 @@ function compare(operator: string, actual: unknown, expected: unknown): boolean 
 }
 
 export async function runStep(step: Step, ctx: StepContext): Promise<unknown> {
-  const r = (v: unknown) => render(v, ctx.scope);
+  const scope: StepScope = { ...ctx.scope, step: { id: step.id, idempotencyKey: ctx.idempotencyKey } };
+  const r = (v: unknown) => render(v, scope);
   switch (step.type) {
     case "http_request": {
       const body = step.body === undefined ? undefined : JSON.stringify(r(step.body));
       ctx.log(`${step.method} ${new URL(step.url).host}`);
+      const headers = {
+        ...(body ? { "content-type": "application/json" } : {}),
+        ...(r(step.headers ?? {}) as Record<string, string>),
+      };
       const res = await connectorFetch(ctx.deps.config.connectors, String(r(step.url)), {
         method: step.method,
-        headers: {
-          ...(body ? { "content-type": "application/json" } : {}),
-          ...(r(step.headers ?? {}) as Record<string, string>),
-        },
+        headers: withIdempotencyKey(headers, step.method, ctx.idempotencyKey),
         body,
         signal: ctx.signal,
       });
@@ -199,7 +217,7 @@ export async function runStep(step: Step, ctx: StepContext): Promise<unknown> {
       await sleep(step.ms, undefined, { signal: ctx.signal });
       return { waitedMs: step.ms };
     case "condition": {
-      const actual = lookup(ctx.scope, step.path);
+      const actual = lookup(scope, step.path);
       const holds = compare(step.operator, actual, r(step.value));
       ctx.log(`${step.path} ${step.operator} ${JSON.stringify(step.value ?? null)}: ${holds}`);
       if (!holds) throw new ConditionFalse();
@@ -228,16 +246,16 @@ async function emitEvent(ctx: StepContext, raw: unknown) {
   const draft = toDraft(parsed.data, new Date());
   // Where it came from, over anything the step wrote under that key: who wrote it is checkable.
   const workflowRun = { ...ctx.run, recordedAs: basis };
-  const event = await ctx.deps.prisma.event.create({
-    data: {
-      ...draft,
-      details: { ...(draft.details as object), workflowRun },
-      organizationId: ctx.organizationId,
-      userId,
-    },
-    select: { id: true },
+  const target = { organizationId: ctx.organizationId, userId };
+  const event = await ctx.deps.outbox.transaction(async (tx, notify) => {
+    const created = await tx.event.create({
+      data: { ...draft, details: { ...(draft.details as object), workflowRun }, ...target },
+      select: { id: true },
+    });
+    noticeRecorded(notify, target, { eventId: created.id });
+    return created;
   });
-  await notifyRecorded(ctx.deps, { organizationId: ctx.organizationId, userId }, { eventId: event.id });
+  wakeAnalysis(ctx.deps, ctx.organizationId);
   ctx.log(`event recorded as user ${userId} (${who})`);
   return { eventId: event.id, userId, recordedAs: basis };
 }
