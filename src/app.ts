@@ -75,7 +75,7 @@ export function buildApp(config: Config, options: { logger?: Logger; role?: "api
     principals = createPrincipalResolver(shared);
     mailer = createMailer(config, logger);
     const live = createLive({ pubsub: runtime.pubsub, log: runtime.liveLog, logger, maxQueue: config.live.maxQueue });
-    outbox = createOutbox({ prisma: shared.prisma, live, logger, instanceId });
+    outbox = createOutbox({ prisma: shared.prisma, live, logger, deployment: config.redisKeyPrefix });
     audit = createAuditWriter({ outbox, logger });
     const deps: AppDeps = {
       ...shared,
@@ -206,9 +206,13 @@ export function buildApp(config: Config, options: { logger?: Logger; role?: "api
     }
   }
 
-  /** What this instance committed is relayed before it closes, if the log takes it in time; else another instance relays it. */
-  async function stopOutbox() {
-    await audit?.stop();
+  /**
+   * Held audit entries are written, and what this instance committed relayed, before it
+   * closes, if the database and the log take them in time (else another instance relays).
+   */
+  async function stopWriters() {
+    if (audit && !(await withinDeadline(audit.stop(), config.shutdownTimeoutMs)))
+      logger.error({ held: audit.held() }, "held audit entries not written before exit");
     if (outbox && !(await withinDeadline(outbox.stop(), config.shutdownTimeoutMs)))
       logger.warn("live outbox did not drain in time; other instances relay what is left");
   }
@@ -230,7 +234,7 @@ export function buildApp(config: Config, options: { logger?: Logger; role?: "api
     }
     clearInterval(sweep);
     await stopJobs();
-    await stopOutbox();
+    await stopWriters();
     await principals?.close();
     mailer?.close();
     await runtime?.close();
@@ -244,7 +248,7 @@ export function buildApp(config: Config, options: { logger?: Logger; role?: "api
         ? shutdown()
         : (async () => {
             await stopJobs();
-            await stopOutbox();
+            await stopWriters();
             await principals?.close();
             mailer?.close();
             await runtime?.close();

@@ -59,7 +59,23 @@ export function createRedisSlots(redis: Redis, timing: { ttlMs: number; heartbea
   const member = (connectionId: string) => `${instanceId}|${connectionId}`;
   // What this instance holds (WebSockets and SSE streams alike), kept from lapsing while open.
   const held = new Map<string, [name: string, member: string]>();
+  // Releases Redis did not take (it was away): sent again with the next beat that gets through,
+  // or a resuming subscriber would be refused for its own closed connection until it lapsed.
+  const unreleased = new Map<string, [name: string, member: string]>();
   let closed = false;
+
+  const releaseLeftovers = () => {
+    if (!unreleased.size) return;
+    const pipeline = redis.pipeline();
+    const sent = [...unreleased];
+    for (const [, [name, m]] of sent) pipeline.zrem(key(name), m);
+    pipeline.exec().then(
+      () => {
+        for (const [id] of sent) unreleased.delete(id);
+      },
+      () => undefined,
+    );
+  };
 
   const readd = (options: { onlyExisting: boolean }) => {
     if (!held.size) return;
@@ -75,7 +91,11 @@ export function createRedisSlots(redis: Redis, timing: { ttlMs: number; heartbea
   // Three beats to a heartbeat's life: one late beat does not drop this instance's slots.
   const beat = () => {
     redis.eval(BEAT, 1, heartbeat, heartbeatMs * 3).then(
-      (lapsed) => lapsed === 1 && !closed && readd({ onlyExisting: false }),
+      (lapsed) => {
+        if (closed) return;
+        if (lapsed === 1) readd({ onlyExisting: false });
+        releaseLeftovers();
+      },
       () => undefined,
     );
   };
@@ -106,8 +126,14 @@ export function createRedisSlots(redis: Redis, timing: { ttlMs: number; heartbea
       return ok;
     },
     async release(name, connectionId) {
-      held.delete(`${name}|${connectionId}`);
-      await redis.zrem(key(name), member(connectionId));
+      const id = `${name}|${connectionId}`;
+      held.delete(id);
+      try {
+        await redis.zrem(key(name), member(connectionId));
+      } catch (err) {
+        unreleased.set(id, [name, member(connectionId)]);
+        throw err;
+      }
     },
     async close() {
       closed = true;

@@ -40,6 +40,12 @@ function openPostgres(config: Config, logger: Logger): Database {
     max: config.databasePoolSize,
     connectionTimeoutMillis: 5_000,
     idleTimeoutMillis: 30_000,
+    // A server that stops answering without closing (a network partition) must not hold a
+    // request, or the live outbox's relay, forever: the query fails (SERVICE_UNAVAILABLE) and
+    // dead peers are found by TCP keep-alive.
+    query_timeout: 60_000,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
   });
   // An idle client losing its connection must not crash the process; the pool replaces it.
   pool.on("error", (err) => logger.warn({ err: err.message }, "idle database connection lost"));

@@ -1,12 +1,15 @@
 // The transactional outbox of live feeds. A feature changes rows and announces the change in
 // one transaction (`outbox.transaction`): the notice is a row of live_outbox, so it commits
 // or rolls back with the change. After commit a relay moves rows into the feeds' log (Redis
-// Streams, or the in-process log) in order, and deletes a row only once its entry is there:
-// an outage of Redis (or of PostgreSQL after the commit) delays delivery, never drops it,
-// and a row relayed twice (a relay died between append and delete) is appended once.
+// Streams, or the in-process log) and deletes a row only once its entry is there: an outage
+// of Redis (or of PostgreSQL after the commit) delays delivery, never drops it, and a row
+// relayed twice (a relay that died between append and delete) is appended once.
 //
-// The writing instance relays its own rows at once; every instance also relays rows older
-// than ORPHAN_MS from anyone (an instance that died, an earlier life of this process).
+// One relay at a time per deployment, across instances (a transaction-scoped advisory lock),
+// reads the rows in id order: a backlog (after an outage, or left by an instance that died)
+// goes out in the order it was written, not grouped by the instance that wrote it. Every
+// commit nudges its instance's relay; an instance that finds the lock taken looks again a
+// moment later, so rows committed while another relayed are not left for the next poll.
 import type { Prisma } from "../generated/prisma/client.ts";
 import type { PrismaClient } from "./db.ts";
 import type { Live, LiveFeed } from "./live.ts";
@@ -31,70 +34,94 @@ export interface Outbox {
   ): Promise<T>;
   /** Relays what is waiting now (also what the timer does): resolves when this pass is done. */
   relay(): Promise<void>;
-  /** Rows waiting to be relayed, by this instance or any: for readiness and tests. */
+  /** The deployment's rows waiting to be relayed (written by any instance). */
   pending(): Promise<number>;
   stop(): Promise<void>;
 }
 
 const BATCH = 500;
-/** A row this old is relayed by whoever sees it: its writer may be gone. */
-const ORPHAN_MS = 5_000;
 const POLL_MS = 1_000;
+/** How soon an instance that found another relaying looks again. */
+const BUSY_RETRY_MS = 50;
+/** A pass that takes longer (a dependency that stopped answering) is abandoned and retried. */
+const PASS_TIMEOUT_MS = 10_000;
 
 export function createOutbox(deps: {
   prisma: PrismaClient;
   live: Live;
   logger: Logger;
-  instanceId: string;
+  /** The deployment's Redis key prefix: its notices only. */
+  deployment: string;
   pollMs?: number;
 }): Outbox {
-  const { prisma, live, logger, instanceId } = deps;
+  const { prisma, live, logger, deployment } = deps;
+  const lockKey = `live_outbox:${deployment}`;
   let running: Promise<void> | null = null;
   let again = false;
   let stopped = false;
   // After a failed pass, commits do not each try again: the timer does, once a poll.
   let failing = false;
+  let busyRetry: NodeJS.Timeout | null = null;
 
-  async function pass(where: Prisma.LiveOutboxWhereInput): Promise<number> {
-    const rows = await prisma.liveOutbox.findMany({ where, orderBy: { id: "asc" }, take: BATCH });
-    if (!rows.length) return 0;
-    const appended = await live.append(
-      rows.map((row) => ({
-        feed: row.feed as LiveFeed,
-        organizationId: row.organizationId,
-        change: { id: row.changeId, kind: row.kind as ChangeKind, data: (row.data ?? undefined) as never },
-        noticeId: String(row.id),
-      })),
+  /** One batch, under the lock: how many rows there were, or null when another relay holds it. */
+  async function pass(): Promise<number | null> {
+    const outcome = await prisma.$transaction(
+      async (tx) => {
+        const [lock] = await tx.$queryRaw<{ ok: boolean }[]>`
+          SELECT pg_try_advisory_xact_lock(hashtextextended(${lockKey}, 0)) AS ok`;
+        if (!lock?.ok) return null;
+        const rows = await tx.liveOutbox.findMany({ where: { deployment }, orderBy: { id: "asc" }, take: BATCH });
+        if (!rows.length) return { total: 0, appended: 0 };
+        const appended = await live.append(
+          rows.map((row) => ({
+            feed: row.feed as LiveFeed,
+            organizationId: row.organizationId,
+            change: { id: row.changeId, kind: row.kind as ChangeKind, data: (row.data ?? undefined) as never },
+            noticeId: String(row.id),
+          })),
+        );
+        if (appended)
+          await tx.liveOutbox.deleteMany({ where: { id: { in: rows.slice(0, appended).map((r) => r.id) } } });
+        return { total: rows.length, appended };
+      },
+      { timeout: PASS_TIMEOUT_MS, maxWait: PASS_TIMEOUT_MS },
     );
-    if (appended)
-      await prisma.liveOutbox.deleteMany({ where: { id: { in: rows.slice(0, appended).map((r) => r.id) } } });
-    if (appended < rows.length) throw new Error(`live log took ${appended} of ${rows.length} notices`);
-    return rows.length;
+    if (outcome && outcome.appended < outcome.total)
+      throw new Error(`the live log took ${outcome.appended} of ${outcome.total} notices`);
+    return outcome ? outcome.total : null;
   }
 
-  async function drain(orphans: boolean) {
+  async function drain() {
     do {
       again = false;
-      while ((await pass({ instanceId })) === BATCH && !stopped);
+      for (;;) {
+        const total = await pass();
+        if (total === null) {
+          // Another instance is relaying: what this one committed meanwhile may be after its read.
+          busyRetry ??= setTimeout(() => {
+            busyRetry = null;
+            if (!stopped) void run();
+          }, BUSY_RETRY_MS);
+          busyRetry.unref();
+          return;
+        }
+        if (total < BATCH || stopped) break;
+      }
     } while (again && !stopped);
-    if (orphans) {
-      const before = new Date(Date.now() - ORPHAN_MS);
-      while ((await pass({ createdAt: { lt: before } })) === BATCH && !stopped);
-    }
   }
 
-  function run(orphans: boolean): Promise<void> {
+  function run(): Promise<void> {
     if (running) {
       again = true;
       return running;
     }
-    running = drain(orphans)
+    running = drain()
       .then(() => {
         if (failing) logger.info("live outbox: relaying again");
         failing = false;
       })
       .catch((err: unknown) => {
-        // Redis or PostgreSQL away: the rows stay; the timer tries again.
+        // Redis or PostgreSQL away: the rows stay; the timer tries again. Said once per outage.
         if (!failing) logger.warn({ err: (err as Error).message }, "live outbox: relay failed; retrying");
         failing = true;
       })
@@ -105,11 +132,11 @@ export function createOutbox(deps: {
   }
 
   const timer = setInterval(() => {
-    if (!stopped) void run(true);
+    if (!stopped) void run();
   }, deps.pollMs ?? POLL_MS);
   timer.unref();
   // Rows an earlier life of this process (or a dead instance) left, without waiting a poll.
-  void run(true);
+  void run();
 
   return {
     async transaction(write, options) {
@@ -122,23 +149,24 @@ export function createOutbox(deps: {
             changeId: change.id,
             kind: change.kind,
             data: change.data ?? undefined,
-            instanceId,
+            deployment,
           });
         });
         if (notices.length) await tx.liveOutbox.createMany({ data: notices });
         return value;
       }, options);
-      if (notices.length && !failing && !stopped) void run(false);
+      if (notices.length && !failing && !stopped) void run();
       return result;
     },
-    relay: () => run(true),
-    pending: () => prisma.liveOutbox.count(),
+    relay: () => run(),
+    pending: () => prisma.liveOutbox.count({ where: { deployment } }),
     async stop() {
       stopped = true;
       clearInterval(timer);
+      if (busyRetry) clearTimeout(busyRetry);
       // What this instance committed goes out before it closes, if the log takes it.
       await running;
-      await run(false);
+      await run();
     },
   };
 }

@@ -75,12 +75,21 @@ export function createRedisPubSub(
   // Nor PUBLISH: with Redis away, one publish would end the process. What goes through here
   // is a wake-up or an invalidation, each with a fallback (workers poll, caches lapse and are
   // dropped on reconnect); what subscribers must hear goes through the outbox instead.
+  // Reported once per outage, not once per message.
+  let failing = false;
   const publisher = {
     publish: (channel: string, message: string) =>
-      publishClient.publish(channel, message).catch((err: Error) => {
-        onError(err);
-        return 0;
-      }),
+      publishClient.publish(channel, message).then(
+        (n) => {
+          failing = false;
+          return n;
+        },
+        (err: Error) => {
+          if (!failing) onError(err);
+          failing = true;
+          return 0;
+        },
+      ),
   };
   const target = createRedisEventTarget<CustomEvent>({
     publishClient: publisher as unknown as Redis,

@@ -12,6 +12,8 @@ export function createRedis(config: Config, logger: Logger, role: string): Redis
     // Fail commands fast while disconnected, so readiness and requests answer instead of queueing.
     maxRetriesPerRequest: 1,
     enableOfflineQueue: role === "subscriber",
+    // A Redis that stops answering (without closing) fails a command, not the request forever.
+    ...(role === "subscriber" ? {} : { commandTimeout: 5_000 }),
     lazyConnect: true,
   });
   client.on("error", (err) => logger.warn({ err: err.message, role }, "redis error"));

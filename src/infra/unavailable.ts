@@ -14,7 +14,8 @@ export class ServiceUnavailableError extends AppError {
 
 // Prisma: can't reach the server, timed out, server closed the connection, pool timeout,
 // transaction could not start or was closed under it.
-const PRISMA_CODES = new Set(["P1001", "P1002", "P1008", "P1017", "P2024", "P2028"]);
+// too many connections.
+const PRISMA_CODES = new Set(["P1001", "P1002", "P1008", "P1017", "P2024", "P2028", "P2037"]);
 // Node's sockets, and the driver adapters' own kinds.
 const SOCKET_CODES = new Set([
   "ECONNREFUSED",
@@ -39,9 +40,11 @@ const MESSAGES = [
   // pg
   /Connection terminated/i,
   /timeout exceeded when trying to connect/i,
+  /Query read timeout/i,
   /Client has encountered a connection error/i,
   /Connection refused|connect ECONNREFUSED/i,
   /server closed the connection unexpectedly/i,
+  /Server has closed the connection/i,
   /Can't reach database server/i,
   /the database system is (starting up|shutting down|in recovery mode)/i,
   // ioredis
@@ -66,6 +69,8 @@ export function isUnavailable(err: unknown): boolean {
           cause?: unknown;
           originalError?: unknown;
           errors?: unknown;
+          originalCode?: unknown;
+          meta?: { driverAdapterError?: unknown };
         }
       | null
       | undefined;
@@ -76,10 +81,12 @@ export function isUnavailable(err: unknown): boolean {
     if (e instanceof AppError) continue;
     const quotesInput = e.name === "GraphQLError";
     if (typeof e.code === "string" && (PRISMA_CODES.has(e.code) || SOCKET_CODES.has(e.code))) return true;
+    if (typeof e.originalCode === "string" && SOCKET_CODES.has(e.originalCode)) return true;
     if (typeof e.kind === "string" && KINDS.has(e.kind)) return true;
     if (e.name === "MaxRetriesPerRequestError" || e.name === "PrismaClientInitializationError") return true;
     if (!quotesInput && typeof e.message === "string" && MESSAGES.some((m) => m.test(e.message as string))) return true;
-    queue.push(e.cause, e.originalError);
+    // Prisma keeps the driver adapter's own error (with its kind and SQLSTATE) in meta.
+    queue.push(e.cause, e.originalError, e.meta?.driverAdapterError);
     if (Array.isArray(e.errors)) queue.push(...e.errors);
   }
   return false;

@@ -65,7 +65,11 @@ export function startScheduler(
   let expiry: NodeJS.Timeout | null = null;
 
   const stepDown = (why?: string) => {
-    if (lease && why) logger.warn({ instanceId: options.instanceId, why }, "scheduler: no longer the leader");
+    if (lease && why) {
+      // The last instant this instance could act as leader (a late log line says nothing of that).
+      const heldUntil = new Date(performance.timeOrigin + Math.min(validUntil, performance.now())).toISOString();
+      logger.warn({ instanceId: options.instanceId, why, heldUntil }, "scheduler: no longer the leader");
+    }
     lease = null;
     since = null;
     if (expiry) clearTimeout(expiry);

@@ -129,7 +129,7 @@ export function createFastPath(yoga: YogaServer, deps: AppDeps) {
       rootValue: {},
     })) as ExecutionResult;
     if (!result.errors?.length) return send(200, result);
-    const errors = result.errors.map(toGraphQLError);
+    const errors = withRequestId(result.errors.map(toGraphQLError), requestId, { partial: result.data != null });
     send(
       httpStatus(errors) ?? 200,
       { ...result, errors: withRequestId(errors, requestId, { stripHttp: true }) },
@@ -138,20 +138,15 @@ export function createFastPath(yoga: YogaServer, deps: AppDeps) {
   };
 }
 
-/** Headers an error asks for (Retry-After with a 503), as Yoga honours them too. */
+type Http = { status?: number; headers?: Record<string, string> } | undefined;
+
+/** Headers the errors ask for (Retry-After with a 503), merged, as Yoga does. */
 function httpHeaders(errors: readonly GraphQLError[]): Record<string, string> {
-  for (const error of errors) {
-    const headers = (error.extensions.http as { headers?: Record<string, string> } | undefined)?.headers;
-    if (headers) return headers;
-  }
-  return {};
+  return Object.assign({}, ...errors.map((e) => (e.extensions.http as Http)?.headers ?? {}));
 }
 
-/** An error may ask for an HTTP status (401 for bad credentials), as Yoga honours it too. */
+/** The errors may ask for an HTTP status (401 for bad credentials): the highest, as Yoga picks. */
 function httpStatus(errors: readonly GraphQLError[]): number | undefined {
-  for (const error of errors) {
-    const status = (error.extensions.http as { status?: number } | undefined)?.status;
-    if (status) return status;
-  }
-  return undefined;
+  const asked = errors.map((e) => (e.extensions.http as Http)?.status ?? 0);
+  return Math.max(0, ...asked) || undefined;
 }

@@ -111,7 +111,10 @@ function useRequestIdInErrors(): Plugin<Context, ServerContext> {
     onResultProcess({ result, setResult, serverContext }) {
       if (Array.isArray(result) || Symbol.asyncIterator in result) return;
       if (result.errors?.length)
-        setResult({ ...result, errors: withRequestId(result.errors, serverContext.requestId) });
+        setResult({
+          ...result,
+          errors: withRequestId(result.errors, serverContext.requestId, { partial: result.data != null }),
+        });
     },
   };
 }
@@ -119,11 +122,14 @@ function useRequestIdInErrors(): Plugin<Context, ServerContext> {
 export function withRequestId(
   errors: readonly GraphQLError[],
   requestId: string,
-  options: { stripHttp?: boolean } = {},
+  options: { stripHttp?: boolean; partial?: boolean } = {},
 ): GraphQLError[] {
   return errors.map((error) => {
     const coded = toGraphQLError(error);
-    const { http, ...extensions } = coded.extensions;
+    const { http: asked, ...extensions } = coded.extensions;
+    // A 503 tells a client to send the request again: not when some of it ran (partial data),
+    // which a repeat would run twice; the error's code still says which field may be retried.
+    const http = options.partial && (asked as { status?: number } | undefined)?.status === 503 ? undefined : asked;
     return new GraphQLError(coded.message, {
       nodes: coded.nodes,
       source: coded.source,

@@ -8,6 +8,8 @@ import type { Prisma } from "../../generated/prisma/client.ts";
 import { isUnavailable } from "../../infra/unavailable.ts";
 
 const MAX_HELD = 10_000;
+/** And at most this much of their inputs (each entry's details can be large). */
+const MAX_HELD_BYTES = 64 * 1024 * 1024;
 const RETRY_MS = 2_000;
 
 export interface AuditWriter {
@@ -22,8 +24,17 @@ export interface AuditWriter {
 export function createAuditWriter(deps: Pick<AppDeps, "outbox" | "logger">): AuditWriter {
   const { outbox, logger } = deps;
   const held: Prisma.AuditLogCreateManyInput[] = [];
+  const sizes: number[] = [];
+  let heldBytes = 0;
+  const take = (n: number) => {
+    held.splice(0, n);
+    for (const size of sizes.splice(0, n)) heldBytes -= size;
+  };
   let dropped = 0;
   let flushing: Promise<void> | null = null;
+  // Said once per outage (and once per overflow), not once per refused mutation.
+  let saidHeld = false;
+  let saidDropped = false;
 
   const insert = (rows: Prisma.AuditLogCreateManyInput[]) =>
     outbox.transaction(async (tx, notify) => {
@@ -33,22 +44,37 @@ export function createAuditWriter(deps: Pick<AppDeps, "outbox" | "logger">): Aud
     });
 
   function hold(rows: Prisma.AuditLogCreateManyInput[]) {
-    const room = Math.max(0, MAX_HELD - held.length);
-    held.push(...rows.slice(0, room));
-    if (rows.length > room) {
-      dropped += rows.length - room;
-      logger.error({ dropped }, "audit entries lost: too many held while the database is unreachable");
+    let kept = 0;
+    for (const row of rows) {
+      const size = JSON.stringify(row.details ?? null).length;
+      if (held.length >= MAX_HELD || heldBytes + size > MAX_HELD_BYTES) break;
+      held.push(row);
+      sizes.push(size);
+      heldBytes += size;
+      kept++;
+    }
+    if (rows.length > kept) {
+      dropped += rows.length - kept;
+      if (!saidDropped)
+        logger.error({ dropped }, "audit entries lost: too many held while the database is unreachable");
+      saidDropped = true;
     }
   }
 
   async function write(rows: Prisma.AuditLogCreateManyInput[], requestId: string) {
     const createdAt = new Date();
     const stamped = rows.map((row) => ({ ...row, createdAt: row.createdAt ?? createdAt }));
+    // Behind what waits, so that entries (and their notices) keep their order.
+    if (held.length) {
+      hold(stamped);
+      return flush();
+    }
     try {
       await insert(stamped);
     } catch (err) {
       if (isUnavailable(err)) {
-        logger.warn({ requestId, entries: rows.length }, "database unreachable: audit entries held until it answers");
+        if (!saidHeld) logger.warn({ requestId }, "database unreachable: audit entries held until it answers");
+        saidHeld = true;
         return hold(stamped);
       }
       // One bad row (an organization deleted by the same request) must not lose the others:
@@ -72,16 +98,18 @@ export function createAuditWriter(deps: Pick<AppDeps, "outbox" | "logger">): Aud
         const batch = held.slice(0, 500);
         try {
           await insert(batch);
-          held.splice(0, batch.length);
+          take(batch.length);
         } catch (err) {
           if (isUnavailable(err)) throw err;
           // Not the database being away: the one-by-one path keeps every row it can.
-          held.splice(0, batch.length);
+          take(batch.length);
           await write(batch, "held");
           continue;
         }
-        logger.info({ entries: batch.length, left: held.length }, "held audit entries written");
+        logger.info({ entries: batch.length, left: held.length, lost: dropped }, "held audit entries written");
       }
+      saidHeld = false;
+      saidDropped = false;
     })()
       .catch((err: unknown) => logger.debug({ err: (err as Error).message }, "held audit entries wait on"))
       .finally(() => {

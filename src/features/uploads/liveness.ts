@@ -126,15 +126,15 @@ export async function sweepInterrupted(deps: Pick<AppDeps, "prisma" | "outbox" |
   let failed = 0;
   const stale = await prisma.upload.findMany({
     where: { status: "PROCESSING", heartbeatAt: { lt: cutoff } },
-    select: { id: true, organizationId: true, userId: true, kind: true },
+    select: { id: true, organizationId: true, userId: true },
     orderBy: { heartbeatAt: "asc" },
     take: 100,
   });
   for (const upload of stale) {
     const report = [{ path: "input.file", message: INTERRUPTED }];
     // The same bound again: a process that renewed since the read keeps its upload.
-    const notice = upload.kind === "EVENT_IMPORT" ? upload : undefined;
-    if (!(await failUpload(deps, upload.id, { where: { heartbeatAt: { lt: cutoff } }, report, notice }))) continue;
+    const claimed = { where: { heartbeatAt: { lt: cutoff } }, report, notice: upload };
+    if (!(await failUpload(deps, upload.id, claimed))) continue;
     failed++;
     logger.warn({ uploadId: upload.id }, "upload interrupted: failed, and its events deleted");
   }

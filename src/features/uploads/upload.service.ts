@@ -256,7 +256,8 @@ async function importStored(
         if (errors.length < REPORTED_ERRORS) errors.push(...problems);
       }
       const processed = drafts.length + errorCount;
-      if (processed % PROGRESS_EVERY === 0) void announce.progress("VALIDATING", processed, null);
+      // Awaited: notices in separate transactions must commit in order, or progress goes backwards.
+      if (processed % PROGRESS_EVERY === 0) await announce.progress("VALIDATING", processed, null);
       // Reading a buffered file settles promise after promise without ever letting timers or sockets run.
       if (processed % VALIDATE_CHUNK === 0) {
         await setImmediate();

@@ -6,12 +6,12 @@ CREATE TABLE "live_outbox" (
     "change_id" TEXT NOT NULL,
     "kind" TEXT NOT NULL,
     "data" JSONB,
-    "instance_id" TEXT NOT NULL,
+    "deployment" TEXT NOT NULL,
     "created_at" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
 
     CONSTRAINT "live_outbox_pkey" PRIMARY KEY ("id")
 );
 
 -- CreateIndex
-CREATE INDEX "live_outbox_instance_id_id_idx" ON "live_outbox"("instance_id", "id");
+CREATE INDEX "live_outbox_deployment_id_idx" ON "live_outbox"("deployment", "id");
 
