@@ -13,6 +13,7 @@ import { decodeId } from "../src/schema/globalId.ts";
 import { gql } from "./helpers/client.ts";
 import { createUser, type TestUser } from "./helpers/factories.ts";
 import { isolatedServices } from "./helpers/isolated.ts";
+import { leaders, schedulerHealth } from "./helpers/leaders.ts";
 import { type ServerProcess, spawnServer } from "./helpers/process.ts";
 import { services, startServer } from "./helpers/server.ts";
 import { until } from "./helpers/wait.ts";
@@ -127,13 +128,6 @@ async function runsOf(url: string, user: TestUser, workflowId: string) {
 
 const DONE = ["SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"];
 
-async function health(url: string) {
-  const body = (await (await fetch(`${url}/health`)).json()) as {
-    scheduler: { isLeader: boolean; leaderSince: string | null };
-  };
-  return body.scheduler;
-}
-
 /** The key a step of a run sends, as the README documents it. */
 const keyOf = (executionId: string, stepId: string) =>
   createHash("sha256")
@@ -148,10 +142,6 @@ describe.runIf(services)("failover", () => {
     const env = { ...own.env, EXECUTION_POLL_MS: "100" };
     const instances: ServerProcess[] = await Promise.all([spawnServer(env), spawnServer(env)]);
     for (const p of instances) onTestFinished(() => p.kill("SIGKILL").then(() => undefined));
-    const leaders = async (among: ServerProcess[]) => {
-      const states = await Promise.all(among.map((p) => health(p.url)));
-      return among.filter((_, i) => states[i]?.isLeader);
-    };
     const [leader] = await until(
       () => leaders(instances),
       (l) => l.length === 1,
@@ -178,7 +168,7 @@ describe.runIf(services)("failover", () => {
     const killedAt = Date.now();
     expect(await leader?.kill("SIGKILL")).toBe(null);
     const state = await until(
-      () => health(survivor.url),
+      () => schedulerHealth(survivor.url),
       (s) => s.isLeader,
     );
     const takeoverMs = Date.parse(state.leaderSince ?? "") - killedAt;

@@ -177,8 +177,11 @@ describe("feeds", () => {
       membershipId: member.membershipId,
       membership: { role: "MEMBER" },
     });
-    const actions = (await audit.next(1)).map((e) => e.entry.action);
-    expect(actions).toEqual(["organizationInvite"]);
+    // Notices are relayed after commit: the organization's creation, committed before the
+    // cursor was read, may still come after it (as the README says, a repeat of what the data shows).
+    const actions: string[] = [];
+    while (actions.at(-1) !== "organizationInvite") actions.push(...(await audit.next(1)).map((e) => e.entry.action));
+    expect(["organizationInvite", "organizationCreate,organizationInvite"]).toContain(actions.join());
 
     // A member may not follow the audit trail.
     const refused = subscribe(

@@ -7,6 +7,7 @@ import { errorCode, fieldErrorPaths } from "./helpers/api.ts";
 import { gql } from "./helpers/client.ts";
 import { createUser, type TestUser } from "./helpers/factories.ts";
 import { isolatedServices } from "./helpers/isolated.ts";
+import { leaders, schedulerHealth } from "./helpers/leaders.ts";
 import { type ServerProcess, spawnServer } from "./helpers/process.ts";
 import { services, startServer, type TestServer } from "./helpers/server.ts";
 import { until } from "./helpers/wait.ts";
@@ -49,13 +50,6 @@ async function occurrencesOf(url: string, user: TestUser, workflowId: string) {
   );
   if (!r.data) throw new Error(JSON.stringify(r.errors));
   return r.data.node.executions.edges.map((e) => e.node).reverse();
-}
-
-async function health(url: string) {
-  const body = (await (await fetch(`${url}/health`)).json()) as {
-    scheduler: { isLeader: boolean; leaderSince: string | null };
-  };
-  return body.scheduler;
 }
 
 /** Consecutive occurrences, each once: one second apart, no repeats, no gaps. */
@@ -117,7 +111,7 @@ describe("schedules", () => {
   });
 
   it("runs each occurrence of an interval once, and leads alone in one process", async () => {
-    expect(await health(server.url)).toMatchObject({ isLeader: true });
+    expect(await schedulerHealth(server.url)).toMatchObject({ isLeader: true });
     const user = await createUser(server.graphqlUrl);
     const workflowId = await activeWorkflow(server.graphqlUrl, user);
     await schedule(server.graphqlUrl, user, { workflowId, intervalSeconds: 1, catchUp: "ALL" });
@@ -149,10 +143,6 @@ describe.runIf(services)("three instances", () => {
     const env = { ...own.env, SCHEDULER_LOCK_TTL_MS: String(TTL), EXECUTION_POLL_MS: "100", LOG_LEVEL: "info" };
     const instances: ServerProcess[] = await Promise.all([spawnServer(env), spawnServer(env), spawnServer(env)]);
     for (const p of instances) onTestFinished(() => p.kill("SIGKILL").then(() => undefined));
-    const leaders = async (among: ServerProcess[]) => {
-      const states = await Promise.all(among.map((p) => health(p.url)));
-      return among.filter((_, i) => states[i]?.isLeader);
-    };
     const [leader] = await until(
       () => leaders(instances),
       (l) => l.length === 1,
@@ -175,7 +165,7 @@ describe.runIf(services)("three instances", () => {
       () => leaders(survivors),
       (l) => l.length === 1,
     );
-    const state = await health(successor?.url as string);
+    const state = await schedulerHealth(successor?.url as string);
     // The lease lapses at most TTL after the last renewal, and survivors try every TTL/10 (the bound keeps TTL/3 of slack).
     // (Plus a second of slack for timers running late on a loaded machine.)
     expect(Date.parse(state.leaderSince ?? "") - killedAt).toBeLessThanOrEqual(TTL + TTL / 3 + 1000);

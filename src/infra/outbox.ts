@@ -42,7 +42,7 @@ export interface Outbox {
 const BATCH = 500;
 const POLL_MS = 1_000;
 /** How soon an instance that found another relaying looks again. */
-const BUSY_RETRY_MS = 50;
+const BUSY_RETRY_MS = 10;
 /** A pass that takes longer (a dependency that stopped answering) is abandoned and retried. */
 const PASS_TIMEOUT_MS = 10_000;
 
