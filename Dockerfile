@@ -8,6 +8,10 @@ ENV NPM_CONFIG_UPDATE_NOTIFIER=false NPM_CONFIG_FUND=false
 COPY package.json package-lock.json prisma.config.ts ./
 COPY prisma ./prisma
 COPY scripts/prismaCliAdapter.ts ./scripts/
+# ...and graphql-codegen, the typed SDK and its manifest of operations by sha256, which the
+# server loads as its trusted documents (TRUSTED_DOCUMENTS).
+COPY codegen.ts schema.graphql ./
+COPY sdk/operations ./sdk/operations
 RUN --mount=type=cache,target=/root/.npm npm ci
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
@@ -31,6 +35,7 @@ RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --ignore-scripts
 # The server checks for pending migrations at start, reading prisma/migrations relative to dist/.
 COPY --from=build /app/prisma ./prisma
 COPY --from=build /app/dist ./dist
+COPY --from=build /app/sdk/generated/persisted-documents.json ./sdk/generated/
 # App files stay root-owned (read-only to the app); only the data dir is writable. A named
 # volume mounted on /data/uploads inherits this ownership when first created.
 RUN mkdir -p /data/uploads && chown -R node:node /data

@@ -27,7 +27,12 @@ const config: CodegenConfig = {
   importExtension: ".ts",
   generates: {
     "test/gql/": { ...shared, documents: ["test/**/*.ts", "!test/gql/**"] },
-    "sdk/generated/": { ...shared, documents: ["sdk/operations/**/*.graphql"] },
+    // persisted-documents.json: the SDK's operations by sha256, the server's trusted documents.
+    "sdk/generated/": {
+      ...shared,
+      presetConfig: { ...shared.presetConfig, persistedDocuments: { hashAlgorithm: "sha256" } },
+      documents: ["sdk/operations/**/*.graphql"],
+    },
   },
 };
 

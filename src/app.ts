@@ -8,14 +8,17 @@ import type { AppDeps } from "./context.ts";
 import { type AuditWriter, createAuditWriter } from "./features/audit/auditWriter.ts";
 import { createPrincipalResolver, type PrincipalResolver } from "./features/auth/principal.ts";
 import { syncConnectors } from "./features/connectors/integration.service.ts";
+import { createBudgets } from "./features/limits/budgets.ts";
 import { withinDeadline } from "./infra/deadline.ts";
 import { createHealth } from "./infra/health.ts";
 import { createLive } from "./infra/live.ts";
 import { createLogger, type Logger } from "./infra/logger.ts";
 import { createMailer, type Mailer } from "./infra/mailer.ts";
+import { createMetrics } from "./infra/metrics.ts";
 import { createOutbox, type Outbox } from "./infra/outbox.ts";
 import { openRuntime, type Runtime } from "./infra/runtime.ts";
 import { createFileStorage } from "./infra/storage.ts";
+import { analysisBacklog } from "./jobs/analysis.job.ts";
 import { type Jobs, startJobs } from "./jobs/jobs.ts";
 import {
   announcedTooLarge,
@@ -29,6 +32,9 @@ import { mediaType } from "./server/csrf.ts";
 import { createDownloadRoutes } from "./server/downloads.ts";
 import { createFastPath, takesFastPath } from "./server/fastPath.ts";
 import { createHealthRoutes } from "./server/healthRoutes.ts";
+import { createMetricsRoute } from "./server/metricsRoute.ts";
+import { createPersistedDocuments } from "./server/persisted.ts";
+import { createSecurityHeaders } from "./server/securityHeaders.ts";
 import { attachWebSocketServer } from "./server/ws.ts";
 import { createYogaServer } from "./server/yoga.ts";
 
@@ -59,7 +65,15 @@ export function buildApp(config: Config, options: { logger?: Logger; role?: "api
 
   // Longer than the 60 s idle timeout of common load balancers, so they close first and never
   // send a request down a socket we are closing.
-  const server = createServer({ keepAliveTimeout: 65_000 });
+  const server = createServer({
+    keepAliveTimeout: 65_000,
+    // Slowloris: a client trickling its headers or body is answered 408 and disconnected.
+    // Node looks for such connections every connectionsCheckingInterval (30 s by default).
+    headersTimeout: config.timeouts.headersMs,
+    requestTimeout: config.timeouts.requestMs,
+    connectionsCheckingInterval: Math.min(30_000, Math.max(50, Math.floor(config.timeouts.headersMs / 4))),
+  });
+  const securityHeaders = createSecurityHeaders(config);
   let ws: ReturnType<typeof attachWebSocketServer> | undefined;
   let principals: PrincipalResolver | undefined;
   let mailer: Mailer | undefined;
@@ -68,6 +82,14 @@ export function buildApp(config: Config, options: { logger?: Logger; role?: "api
   let audit: AuditWriter | undefined;
   // Names this process in leases and claimed runs: host, pid and a random part.
   const instanceId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  const metrics = createMetrics({
+    maxOperationNames: config.metrics.maxOperationNames,
+    onOperationNamesFull: () =>
+      logger.warn(
+        { max: config.metrics.maxOperationNames },
+        'metrics: METRICS_MAX_OPERATION_NAMES distinct operation names seen; further ones are counted as "other"',
+      ),
+  });
 
   async function start() {
     runtime = await openRuntime(config, logger);
@@ -85,7 +107,10 @@ export function buildApp(config: Config, options: { logger?: Logger; role?: "api
       slots: runtime.slots,
       locks: runtime.locks,
       mailer,
+      metrics,
+      budgets: createBudgets({ config: config.rateLimits, limiters: runtime.limiters, metrics, logger }),
       principals,
+      persisted: createPersistedDocuments(config.documents, runtime.documents, logger, metrics),
       storage: createFileStorage(config.uploadDir),
       secrets: runtime.secrets,
       leaderStatus: () => jobs?.scheduler.status() ?? null,
@@ -93,7 +118,7 @@ export function buildApp(config: Config, options: { logger?: Logger; role?: "api
     // Not fatal: a database still starting must not stop the server; integrations retry it.
     await syncConnectors(deps.prisma).catch((err: unknown) => logger.warn({ err }, "connectors not synced at start"));
     const yoga = createYogaServer(deps);
-    const health = createHealth({ raw: runtime.db.raw, redis: runtime.redis, isDraining: () => draining, logger });
+    const health = createHealth({ db: runtime.db, redis: runtime.redis, isDraining: () => draining, logger });
     // Public: whether this instance leads, not who it is or its token (schedulerStatus has those).
     const healthRoutes = createHealthRoutes(health, () => {
       const status = deps.leaderStatus();
@@ -104,6 +129,18 @@ export function buildApp(config: Config, options: { logger?: Logger; role?: "api
     const downloads = createDownloadRoutes(deps, runtime.once);
     const fastPath = createFastPath(yoga, deps);
     if (config.jobsEnabled || role === "worker") jobs = startJobs(deps, instanceId);
+    const db = runtime.db;
+    metrics.attach({
+      database: () => db.stats(),
+      websockets: () => ws?.wss.clients.size ?? 0,
+      leader: deps.leaderStatus,
+      liveOutbox: async () => {
+        const [pending, oldest] = await Promise.all([deps.outbox.pending(), deps.outbox.oldest()]);
+        return { pending, oldest };
+      },
+      analysisBacklog: () => analysisBacklog(deps.prisma),
+    });
+    const metricsRoute = createMetricsRoute(metrics, config.metrics, logger);
     if (role === "worker") {
       logger.info({ instanceId, mode: config.mode }, "Floyo worker running");
       return { url: "" };
@@ -116,6 +153,7 @@ export function buildApp(config: Config, options: { logger?: Logger; role?: "api
       const incoming = req.headers["x-request-id"];
       const requestId = typeof incoming === "string" && REQUEST_ID.test(incoming) ? incoming : randomUUID();
       res.setHeader("x-request-id", requestId);
+      res.setHeaders(securityHeaders(req));
       // One line per request at debug level; checked once, so it costs nothing when off.
       if (accessLog) {
         const started = performance.now();
@@ -141,6 +179,8 @@ export function buildApp(config: Config, options: { logger?: Logger; role?: "api
       if (multipart && req.headers["content-length"] === undefined) return sendLengthRequired(res, requestId);
       if (announcedTooLarge(req, limit)) return sendTooLarge(res, limit, requestId);
       const url = req.url ?? "/";
+      // Answered before GraphQL like /health; it answers its own failures.
+      if (url === "/metrics" || url.startsWith("/metrics?")) return void metricsRoute(req, res);
       const done =
         url === "/health" || url.startsWith("/health/") || url.startsWith("/health?")
           ? healthRoutes(req, res)
@@ -149,12 +189,12 @@ export function buildApp(config: Config, options: { logger?: Logger; role?: "api
             : takesFastPath(req)
               ? fastPath(req, res, requestId)
               : multipart || !hasBody(req.method)
-                ? yoga(req, res, { req, requestId })
+                ? yoga(req, res, { req, res, requestId })
                 : readBody(req, limit).then(
                     (body) => {
                       // Yoga reads a body already read from here (what framework adapters pass it).
                       Object.assign(req, { body });
-                      return yoga(req, res, { req, requestId });
+                      return yoga(req, res, { req, res, requestId });
                     },
                     (err: unknown) => {
                       if (err instanceof BodyTooLargeError) return sendTooLarge(res, limit, requestId);

@@ -4,6 +4,9 @@ import path from "node:path";
 import { z } from "zod";
 import { parseEntry } from "./features/connectors/allowList.ts";
 
+/** Who is calling, as far as the request's headers say (see features/auth/principal.ts callerKind). */
+export type CallerKind = "anonymous" | "user" | "apiKey";
+
 const MIN_SECRET_LENGTH = 32;
 const MIN_DISTINCT_CHARACTERS = 12;
 const WELL_KNOWN_SECRET = /secret-?key|change-?me|changeit|password|example/i;
@@ -12,6 +15,15 @@ const bool = z
   .enum(["true", "false", "1", "0", "yes", "no"])
   .transform((v) => v === "true" || v === "1" || v === "yes");
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+/** "count/seconds", e.g. "10/900": at most 10 in any window of 15 minutes. */
+const rate = z
+  .string()
+  .regex(/^\d{1,9}\/\d{1,6}$/, 'must be "count/seconds", e.g. "10/900"')
+  .transform((v) => {
+    const [points, seconds] = v.split("/").map(Number) as [number, number];
+    return { points, durationSeconds: seconds };
+  })
+  .refine((r) => r.points >= 1 && r.durationSeconds >= 1, { message: "count and seconds must be at least 1" });
 const list = z.string().transform((v) =>
   v
     .split(",")
@@ -30,6 +42,16 @@ const envSchema = z.object({
     .regex(/^postgres(ql)?:\/\//, "must be a postgresql:// URL")
     .optional(),
   DATABASE_POOL_SIZE: int(1, 200).default(10),
+  // The pool guard and the database circuit breaker (infra/breaker.ts). Connecting, and waiting
+  // in the pool for a connection, give up after the connect timeout; PostgreSQL cancels a
+  // statement past the statement timeout. Past MAX_WAITING callers queued for a connection,
+  // or after BREAKER_FAILURES outage failures in a row, the breaker opens: database calls are
+  // refused at once (SERVICE_UNAVAILABLE) for BREAKER_RESET_MS, then one probe may close it.
+  DATABASE_CONNECT_TIMEOUT_MS: int(100, 600_000).default(5_000),
+  DATABASE_STATEMENT_TIMEOUT_MS: int(100, 3_600_000).default(30_000),
+  DATABASE_POOL_MAX_WAITING: int(0, 100_000).default(50),
+  DATABASE_BREAKER_FAILURES: int(1, 10_000).default(5),
+  DATABASE_BREAKER_RESET_MS: int(50, 600_000).default(5_000),
   REDIS_URL: z
     .string()
     .regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL")
@@ -57,11 +79,46 @@ const envSchema = z.object({
     .optional(),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   GRAPHIQL: bool.optional(),
+  // Who may ask for the schema: everyone, signed-in callers and API keys, or nobody.
+  // Unset: public outside production, authenticated in production.
+  INTROSPECTION: z.enum(["public", "authenticated", "off"]).optional(),
+  // "Did you mean …" in errors names fields, arguments, types and enum values a caller did not ask for.
+  GRAPHQL_SUGGESTIONS: bool.optional(),
+  // Strict-Transport-Security max-age in seconds; 0: not sent. Unset: a year in production, 0 elsewhere.
+  HSTS_MAX_AGE: int(0, 2 * 31_536_000).optional(),
+  // Node's limits on receiving a request (slowloris): the headers, and the whole request with its body.
+  HEADERS_TIMEOUT_MS: int(100, 600_000).default(15_000),
+  REQUEST_TIMEOUT_MS: int(100, 3_600_000).default(120_000),
+  // A query or mutation still running after this is answered TIMEOUT; 0: no deadline.
+  OPERATION_TIMEOUT_MS: int(0, 600_000).default(30_000),
+  // Automatic persisted queries (Apollo's and urql's links): documents registered by hash.
+  PERSISTED_QUERIES: bool.default(true),
+  PERSISTED_QUERIES_TTL_SECONDS: int(60, 365 * 86_400).default(7 * 86_400),
+  // Trusted documents: manifests of hash -> document (codegen's persisted-documents.json).
+  TRUSTED_DOCUMENTS: list.default(["sdk/generated/persisted-documents.json"]),
+  // Caller kinds that may run trusted documents only (anonymous, user, apiKey).
+  TRUSTED_DOCUMENTS_ONLY: list
+    .refine((kinds) => kinds.every((k) => ["anonymous", "user", "apiKey"].includes(k)), {
+      message: "a comma-separated list of anonymous, user, apiKey",
+    })
+    .default([]),
   MAX_DEPTH: int(1, 100).default(12),
   MAX_ALIASES: int(0, 1000).default(15),
-  // graphql-armor's cost grows with depth (x1.5 a level), not with page sizes: 20000 admits a
-  // dashboard's audit page at depth 7 and refuses deep fan-outs.
+  // The most one operation may cost (features/limits/cost.ts: each field 1, a connection's
+  // selection times its page size, a list's times 10). A page of 100 events costs about 2000;
+  // nested pages of 100 multiply and are refused.
   MAX_COST: int(1, 1_000_000).default(20_000),
+  // Budgets per window (features/limits/budgets.ts): each operation is charged its cost to its
+  // caller (a user or an API key; a signed-out caller by address) and to its address. A
+  // window starts with a key's first charge and ends RATE_LIMIT_WINDOW_SECONDS later.
+  RATE_LIMIT_WINDOW_SECONDS: int(1, 86_400).default(60),
+  RATE_LIMIT_POINTS: int(1, 1_000_000_000).default(50_000),
+  RATE_LIMIT_ANONYMOUS_POINTS: int(1, 1_000_000_000).default(5_000),
+  RATE_LIMIT_ADDRESS_POINTS: int(1, 1_000_000_000).default(250_000),
+  // Sign-in, registration, password reset, verification mails, invitations and API keys:
+  // "attempts/seconds" per account (email or user) and per address, for each action.
+  AUTH_RATE_LIMIT_ACCOUNT: rate.prefault("10/900"),
+  AUTH_RATE_LIMIT_ADDRESS: rate.prefault("100/900"),
   MAX_TOKENS: int(10, 100_000).default(2000),
   MAX_DIRECTIVES: int(0, 1000).default(50),
   // Argument values, variables and literals alike, checked before anything runs. A list may hold
@@ -121,6 +178,15 @@ const envSchema = z.object({
   WS_MAX_CONNECTIONS_PER_IP: int(1, 100_000).default(200),
   WS_MAX_SUBSCRIPTIONS: int(1, 10_000).default(50),
   WS_MAX_MESSAGE_BYTES: int(256, 16 * 1024 * 1024).default(64 * 1024),
+  // GET /metrics: with a token, only to `Authorization: Bearer <token>`; without one, served
+  // openly outside production and, in production, only when METRICS_PUBLIC=true (else 404).
+  METRICS_TOKEN: z
+    .string()
+    .regex(/^[\x21-\x7e]{16,}$/, "must be 16 or more printable characters without spaces, e.g. $(openssl rand -hex 32)")
+    .optional(),
+  METRICS_PUBLIC: bool.optional(),
+  // Distinct operation names given series of their own; past them, "other" (clients choose names).
+  METRICS_MAX_OPERATION_NAMES: int(0, 10_000).default(200),
 });
 
 export interface JwtKey {
@@ -154,6 +220,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
       'SECRETS_KEYS is not set. Integration secrets are encrypted with it: SECRETS_KEYS="k1:$(openssl rand -base64 32)"',
     );
   }
+  if (parsed.data.METRICS_TOKEN && parsed.data.METRICS_PUBLIC) {
+    // Which was meant? Serving openly would silently drop the token an operator set.
+    problems.push(
+      "METRICS_TOKEN and METRICS_PUBLIC=true are both set. Keep the token, or unset it to serve /metrics openly.",
+    );
+  }
   if (config.mode === "services" && config.jwt.ephemeral) {
     // Each replica would sign with its own random key and refuse the others' tokens.
     problems.push("JWT_KEYS is not set. The services mode runs several instances, which must share one key ring.");
@@ -162,6 +234,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     problems.push(
       `${parsed.data.DATABASE_URL ? "REDIS_URL" : "DATABASE_URL"} is not set. The services mode needs both DATABASE_URL and REDIS_URL; unset both for the embedded mode.`,
     );
+  }
+  if (config.timeouts.headersMs > config.timeouts.requestMs) {
+    problems.push("HEADERS_TIMEOUT_MS is above REQUEST_TIMEOUT_MS: the headers are part of the request.");
   }
   if (problems.length) throw new ConfigError(problems);
   return config;
@@ -185,6 +260,13 @@ function toConfig(e: z.infer<typeof envSchema>) {
     mode: e.DATABASE_URL && e.REDIS_URL ? ("services" as const) : ("embedded" as const),
     databaseUrl: e.DATABASE_URL,
     databasePoolSize: e.DATABASE_POOL_SIZE,
+    database: {
+      connectTimeoutMs: e.DATABASE_CONNECT_TIMEOUT_MS,
+      statementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
+      poolMaxWaiting: e.DATABASE_POOL_MAX_WAITING,
+      breakerFailures: e.DATABASE_BREAKER_FAILURES,
+      breakerResetMs: e.DATABASE_BREAKER_RESET_MS,
+    },
     redisUrl: e.REDIS_URL,
     redisKeyPrefix: e.REDIS_KEY_PREFIX,
     jwt: {
@@ -202,6 +284,16 @@ function toConfig(e: z.infer<typeof envSchema>) {
     corsOrigins: e.CORS_ORIGINS ?? ["*"],
     logLevel: e.LOG_LEVEL,
     graphiql: e.GRAPHIQL ?? !production,
+    introspection: e.INTROSPECTION ?? (production ? "authenticated" : "public"),
+    suggestions: e.GRAPHQL_SUGGESTIONS ?? !production,
+    hstsMaxAge: e.HSTS_MAX_AGE ?? (production ? 31_536_000 : 0),
+    timeouts: { headersMs: e.HEADERS_TIMEOUT_MS, requestMs: e.REQUEST_TIMEOUT_MS, operationMs: e.OPERATION_TIMEOUT_MS },
+    documents: {
+      persistedQueries: e.PERSISTED_QUERIES,
+      persistedTtlSeconds: e.PERSISTED_QUERIES_TTL_SECONDS,
+      trustedFiles: e.TRUSTED_DOCUMENTS.map((file) => path.resolve(file)),
+      trustedOnly: e.TRUSTED_DOCUMENTS_ONLY as CallerKind[],
+    },
     limits: {
       maxDepth: e.MAX_DEPTH,
       maxAliases: e.MAX_ALIASES,
@@ -211,6 +303,14 @@ function toConfig(e: z.infer<typeof envSchema>) {
       maxInputDepth: e.MAX_INPUT_DEPTH,
       maxInputValues: e.MAX_INPUT_VALUES,
       maxListItems: e.MAX_LIST_ITEMS,
+    },
+    rateLimits: {
+      windowSeconds: e.RATE_LIMIT_WINDOW_SECONDS,
+      points: e.RATE_LIMIT_POINTS,
+      anonymousPoints: e.RATE_LIMIT_ANONYMOUS_POINTS,
+      addressPoints: e.RATE_LIMIT_ADDRESS_POINTS,
+      authAccount: e.AUTH_RATE_LIMIT_ACCOUNT,
+      authAddress: e.AUTH_RATE_LIMIT_ADDRESS,
     },
     maxBodyBytes: e.MAX_BODY_BYTES,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
@@ -240,6 +340,11 @@ function toConfig(e: z.infer<typeof envSchema>) {
       maxConnectionsPerIp: e.WS_MAX_CONNECTIONS_PER_IP,
       maxSubscriptions: e.WS_MAX_SUBSCRIPTIONS,
       maxMessageBytes: e.WS_MAX_MESSAGE_BYTES,
+    },
+    metrics: {
+      token: e.METRICS_TOKEN,
+      public: e.METRICS_PUBLIC ?? !production,
+      maxOperationNames: e.METRICS_MAX_OPERATION_NAMES,
     },
     executions: {
       concurrency: e.EXECUTION_CONCURRENCY,

@@ -3,18 +3,21 @@
 import type { Config } from "./config.ts";
 import type { AuditWriter } from "./features/audit/auditWriter.ts";
 import type { Principal, PrincipalResolver } from "./features/auth/principal.ts";
+import type { Budgets } from "./features/limits/budgets.ts";
 import type { ConnectionSlots } from "./infra/connectionSlots.ts";
 import type { PrismaClient } from "./infra/db.ts";
 import type { Live } from "./infra/live.ts";
 import type { LockService } from "./infra/lock.ts";
 import type { Logger } from "./infra/logger.ts";
 import type { Mailer } from "./infra/mailer.ts";
+import type { Metrics } from "./infra/metrics.ts";
 import type { Outbox } from "./infra/outbox.ts";
 import type { PubSub } from "./infra/pubsub.ts";
 import type { SecretBox } from "./infra/secretBox.ts";
 import type { Storage } from "./infra/storage.ts";
 import type { LeaderStatus } from "./jobs/scheduler.ts";
 import { decodeId } from "./schema/globalId.ts";
+import type { PersistedDocuments } from "./server/persisted.ts";
 
 /** What lives as long as the process: shared by every request's context. */
 export interface AppDeps {
@@ -32,7 +35,13 @@ export interface AppDeps {
   slots: ConnectionSlots;
   locks: LockService;
   mailer: Mailer;
+  /** This instance's Prometheus metrics (served at /metrics). */
+  metrics: Metrics;
+  /** Rate limits and cost budgets: charged per operation (server/limitsPlugin.ts) and per sensitive action. */
+  budgets: Budgets;
   principals: PrincipalResolver;
+  /** Which document a request runs when it names one by hash, and who may send their own. */
+  persisted: PersistedDocuments;
   storage: Storage;
   secrets: SecretBox;
   /** This instance's part in scheduler leadership; null when it runs no background jobs. */

@@ -54,7 +54,7 @@ describe("graceful shutdown", () => {
     let text = "";
     for await (const chunk of response) text += chunk;
     expect(response.statusCode).toBe(200);
-    expect(JSON.parse(text)).toEqual({ data: { __typename: "Query" } });
+    expect(JSON.parse(text)).toMatchObject({ data: { __typename: "Query" } });
     await stopped;
   });
 

@@ -8,6 +8,7 @@ import pg from "pg";
 import { PrismaPGlite } from "pglite-prisma-adapter";
 import type { Config } from "../config.ts";
 import { PrismaClient } from "../generated/prisma/client.ts";
+import { createBreaker, guardAdapter } from "./breaker.ts";
 import { withinDeadline } from "./deadline.ts";
 import type { Logger } from "./logger.ts";
 
@@ -20,9 +21,16 @@ export interface RawSql {
   exec(sql: string): Promise<void>;
 }
 
+/** What the pool and the breaker are doing now: for metrics and readiness. Pool is null when embedded. */
+export interface DatabaseStats {
+  pool: { total: number; idle: number; waiting: number; max: number } | null;
+  breaker: "closed" | "open" | "half-open";
+}
+
 export interface Database {
   prisma: PrismaClient;
   raw: RawSql;
+  stats(): DatabaseStats;
   close(): Promise<void>;
 }
 
@@ -35,29 +43,49 @@ export async function openDatabase(config: Config, logger: Logger): Promise<Data
 }
 
 function openPostgres(config: Config, logger: Logger): Database {
+  const { database } = config;
   const pool = new pg.Pool({
     connectionString: config.databaseUrl,
     max: config.databasePoolSize,
-    connectionTimeoutMillis: 5_000,
+    // Also how long a caller waits in the pool's queue for a connection.
+    connectionTimeoutMillis: database.connectTimeoutMs,
     idleTimeoutMillis: 30_000,
-    // A server that stops answering without closing (a network partition) must not hold a
-    // request, or the live outbox's relay, forever: the query fails (SERVICE_UNAVAILABLE) and
-    // dead peers are found by TCP keep-alive.
-    query_timeout: 60_000,
+    // Sent with each new connection: PostgreSQL cancels a statement running longer.
+    statement_timeout: database.statementTimeoutMs,
+    // A server that stops answering without closing (a network partition) cannot cancel
+    // anything: the client gives up a little after the statement timeout (SERVICE_UNAVAILABLE),
+    // and dead peers are found by TCP keep-alive.
+    query_timeout: database.statementTimeoutMs + 5_000,
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000,
   });
   // An idle client losing its connection must not crash the process; the pool replaces it.
   pool.on("error", (err) => logger.warn({ err: err.message }, "idle database connection lost"));
+  const breaker = createBreaker({
+    failures: database.breakerFailures,
+    resetMs: database.breakerResetMs,
+    logger,
+    // This call would wait in the queue behind more than the bound: shed it, and open. A full
+    // pool queues even callers an idle connection is about to serve (on its next tick): those
+    // are not waiting for a connection, so idle ones are taken off the queue's length.
+    saturated: () =>
+      pool.totalCount >= config.databasePoolSize && pool.waitingCount - pool.idleCount >= database.poolMaxWaiting,
+  });
+  const adapter = guardAdapter(new PrismaPg(pool), breaker);
   // "minimal": logged Prisma errors carry no argument values (which may be personal data).
-  const prisma = new PrismaClient({ adapter: new PrismaPg(pool), errorFormat: "minimal" });
+  const prisma = new PrismaClient({ adapter, errorFormat: "minimal" });
   return {
     prisma,
+    stats: () => ({
+      pool: { total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount, max: config.databasePoolSize },
+      breaker: breaker.state(),
+    }),
     raw: {
-      query: async (sql, params) => (await pool.query(sql, params)).rows,
-      exec: async (sql) => {
-        await pool.query(sql);
-      },
+      query: (sql, params) => breaker.run(async () => (await pool.query(sql, params)).rows),
+      exec: (sql) =>
+        breaker.run(async () => {
+          await pool.query(sql);
+        }),
     },
     async close() {
       await prisma.$disconnect();
@@ -85,15 +113,24 @@ async function openPglite(config: Config, logger: Logger): Promise<Database> {
     );
   }
   logger.info({ dir }, "embedded PostgreSQL (PGlite) open");
+  // One code path with the services mode: the same breaker, which in-process rarely opens.
+  const breaker = createBreaker({
+    failures: config.database.breakerFailures,
+    resetMs: config.database.breakerResetMs,
+    logger,
+  });
   // The adapter is typed against another copy of @prisma/driver-adapter-utils; same shape at run time.
-  const prisma = new PrismaClient({ adapter: new PrismaPGlite(db) as unknown as PrismaPg, errorFormat: "minimal" });
+  const adapter = guardAdapter(new PrismaPGlite(db) as unknown as PrismaPg, breaker);
+  const prisma = new PrismaClient({ adapter, errorFormat: "minimal" });
   return {
     prisma,
+    stats: () => ({ pool: null, breaker: breaker.state() }),
     raw: {
-      query: async (sql, params) => (await db.query(sql, params)).rows as never[],
-      exec: async (sql) => {
-        await db.exec(sql);
-      },
+      query: (sql, params) => breaker.run(async () => (await db.query(sql, params)).rows as never[]),
+      exec: (sql) =>
+        breaker.run(async () => {
+          await db.exec(sql);
+        }),
     },
     async close() {
       await prisma.$disconnect();

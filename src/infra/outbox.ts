@@ -36,6 +36,8 @@ export interface Outbox {
   relay(): Promise<void>;
   /** The deployment's rows waiting to be relayed (written by any instance). */
   pending(): Promise<number>;
+  /** When the oldest of them was written (null when none wait): how late the live feeds are. */
+  oldest(): Promise<Date | null>;
   stop(): Promise<void>;
 }
 
@@ -160,6 +162,15 @@ export function createOutbox(deps: {
     },
     relay: () => run(),
     pending: () => prisma.liveOutbox.count({ where: { deployment } }),
+    // The lowest id is the oldest row, found through the (deployment, id) index.
+    oldest: async () => {
+      const row = await prisma.liveOutbox.findFirst({
+        where: { deployment },
+        orderBy: { id: "asc" },
+        select: { createdAt: true },
+      });
+      return row?.createdAt ?? null;
+    },
     async stop() {
       stopped = true;
       clearInterval(timer);

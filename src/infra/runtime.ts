@@ -4,12 +4,14 @@ import type { Redis } from "ioredis";
 import type { Config, SecretsKey } from "../config.ts";
 import { type ConnectionSlots, createInProcessSlots, createRedisSlots } from "./connectionSlots.ts";
 import { type Database, openDatabase } from "./db.ts";
+import { createInProcessDocuments, createRedisDocuments, type DocumentStore } from "./documentStore.ts";
 import { createInProcessLiveLog, createRedisLiveLog, type LiveLog } from "./liveLog.ts";
 import { createInProcessLocks, createRedisLocks, type LockService } from "./lock.ts";
 import type { Logger } from "./logger.ts";
 import { applyPendingMigrations, FailedMigrationError, pendingMigrations } from "./migrations.ts";
 import { createInProcessOnce, createRedisOnce, type Once } from "./once.ts";
 import { createInProcessPubSub, createRedisPubSub, type PubSub } from "./pubsub.ts";
+import { createInProcessLimiters, createRedisLimiters, type LimiterFactory } from "./rateLimit.ts";
 import { createRedis } from "./redis.ts";
 import { createSecretBox, embeddedSecretsKey, type SecretBox } from "./secretBox.ts";
 
@@ -24,6 +26,10 @@ export interface Runtime {
   locks: LockService;
   /** Marks set once across instances (a download link spent). */
   once: Once;
+  /** Rate-limit counters, shared by the instances in the services mode. */
+  limiters: LimiterFactory;
+  /** Documents registered by automatic persisted queries. */
+  documents: DocumentStore;
   close(): Promise<void>;
 }
 
@@ -56,6 +62,8 @@ export async function openRuntime(config: Config, logger: Logger): Promise<Runti
       slots: createInProcessSlots(),
       locks: createInProcessLocks(),
       once: createInProcessOnce(),
+      limiters: createInProcessLimiters(),
+      documents: createInProcessDocuments(),
       close: () => db.close(),
     };
   }
@@ -82,6 +90,8 @@ export async function openRuntime(config: Config, logger: Logger): Promise<Runti
     slots,
     locks: createRedisLocks(redis),
     once: createRedisOnce(redis),
+    limiters: createRedisLimiters(redis),
+    documents: createRedisDocuments(redis, config.documents.persistedTtlSeconds),
     async close() {
       await slots.close();
       await Promise.allSettled([redis.quit(), subscriber.quit()]);

@@ -81,6 +81,8 @@ export function isUnavailable(err: unknown): boolean {
     if (e instanceof AppError) continue;
     const quotesInput = e.name === "GraphQLError";
     if (typeof e.code === "string" && (PRISMA_CODES.has(e.code) || SOCKET_CODES.has(e.code))) return true;
+    // Our own refusal (the database breaker's) thrown inside a driver adapter: Prisma rebuilds it with its code.
+    if (e.code === "SERVICE_UNAVAILABLE") return true;
     if (typeof e.originalCode === "string" && SOCKET_CODES.has(e.originalCode)) return true;
     if (typeof e.kind === "string" && KINDS.has(e.kind)) return true;
     if (e.name === "MaxRetriesPerRequestError" || e.name === "PrismaClientInitializationError") return true;

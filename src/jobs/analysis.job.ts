@@ -6,6 +6,7 @@ import { setImmediate } from "node:timers/promises";
 import type { AppDeps } from "../context.ts";
 import { ANALYSIS_TOPIC } from "../features/events/event.service.ts";
 import { ANALYSABLE, analyseChunk } from "../features/patterns/analysis.service.ts";
+import type { Backlog } from "../infra/metrics.ts";
 
 const GROUPS_PER_ROUND = 100;
 const MAX_BACKOFF_MS = 5 * 60_000;
@@ -26,7 +27,7 @@ export interface AnalysisWorker {
 }
 
 export function startAnalysisWorker(
-  deps: Pick<AppDeps, "prisma" | "pubsub" | "outbox" | "logger">,
+  deps: Pick<AppDeps, "prisma" | "pubsub" | "outbox" | "logger" | "metrics">,
   options: AnalysisWorkerOptions,
 ) {
   const { prisma, logger } = deps;
@@ -54,6 +55,7 @@ export function startAnalysisWorker(
           result = await analyseChunk(deps, group.organizationId, group.userId);
           failing.delete(key);
         } catch (err) {
+          deps.metrics.jobRun("analysis", false);
           // One user's failing chunk must not hold up everyone else's: it waits, longer each time.
           const backoffMs = Math.min((failing.get(key)?.backoffMs ?? 500) * 2, MAX_BACKOFF_MS);
           failing.set(key, { until: Date.now() + backoffMs, backoffMs });
@@ -62,6 +64,8 @@ export function startAnalysisWorker(
         }
         // Locked elsewhere: that instance will finish it and announce nothing new; look again later.
         if (result.more && result.locked) more = true;
+        // A run is a chunk analysed; one another instance holds (or that was empty) is not.
+        if (result.analysed > 0) deps.metrics.jobRun("analysis", true);
         if (result.analysed > 0 && group.userId) options.onAnalysed(group.organizationId, group.userId);
         // Lets requests waiting for the database go first: with PGlite's single connection,
         // back-to-back chunks would otherwise hold it until the whole backlog is done.
@@ -85,6 +89,7 @@ export function startAnalysisWorker(
           if (await round()) again = true;
         } while (again && !stopped);
       } catch (err) {
+        deps.metrics.jobRun("analysis", false);
         logger.error({ err }, "analysis round failed; retrying at the next poll");
       } finally {
         running = null;
@@ -109,4 +114,10 @@ export function startAnalysisWorker(
       await running;
     },
   } satisfies AnalysisWorker;
+}
+
+/** The events waiting for analysis, all organizations', and the oldest one's arrival: for /metrics. */
+export async function analysisBacklog(prisma: AppDeps["prisma"]): Promise<Backlog> {
+  const found = await prisma.event.aggregate({ where: ANALYSABLE, _count: { _all: true }, _min: { receivedAt: true } });
+  return { pending: found._count._all, oldest: found._min.receivedAt };
 }

@@ -23,7 +23,7 @@ export interface ExecutionWorkerOptions {
   maxAttempts: number;
 }
 
-type Deps = Pick<AppDeps, "prisma" | "pubsub" | "outbox" | "logger" | "secrets" | "config">;
+type Deps = Pick<AppDeps, "prisma" | "pubsub" | "outbox" | "logger" | "secrets" | "config" | "metrics">;
 type StopReason = "cancel" | "timeout" | "shutdown" | "lost";
 
 const DEFAULT_STEP_TIMEOUT_MS = 60_000;
@@ -112,7 +112,13 @@ export function startExecutionWorker(deps: Deps, options: ExecutionWorkerOptions
     };
     const entry = { stop, done: Promise.resolve() };
     entry.done = execute(id, controller.signal, () => reason, stop)
-      .catch((err) => logger.error({ err, executionId: id }, "execution crashed"))
+      .then(
+        () => deps.metrics.jobRun("executions", true),
+        (err) => {
+          deps.metrics.jobRun("executions", false);
+          logger.error({ err, executionId: id }, "execution crashed");
+        },
+      )
       .finally(() => {
         // Only this run's entry: the same id may have been claimed again meanwhile.
         if (running.get(id) === entry) running.delete(id);
@@ -397,7 +403,13 @@ export function startExecutionWorker(deps: Deps, options: ExecutionWorkerOptions
   })().catch((err) => logger.error({ err }, "execution announcements ended"));
   const timer = setInterval(() => {
     void sweep()
-      .catch((err) => logger.error({ err }, "stale execution sweep failed"))
+      .then(
+        () => deps.metrics.jobRun("execution_sweep", true),
+        (err) => {
+          deps.metrics.jobRun("execution_sweep", false);
+          logger.error({ err }, "stale execution sweep failed");
+        },
+      )
       .then(kick);
   }, options.pollMs);
   timer.unref();

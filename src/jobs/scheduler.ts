@@ -36,7 +36,7 @@ export interface LeaderStatus {
 }
 
 export function startScheduler(
-  deps: Pick<AppDeps, "prisma" | "pubsub" | "outbox" | "logger" | "locks">,
+  deps: Pick<AppDeps, "prisma" | "pubsub" | "outbox" | "logger" | "locks" | "metrics">,
   options: SchedulerOptions,
 ) {
   const { logger, locks } = deps;
@@ -202,7 +202,9 @@ export function startScheduler(
     try {
       const recorded = await recordDueOccurrences(deps, held, options.instanceId);
       if (recorded) logger.debug({ recorded }, "scheduler: occurrences recorded");
+      deps.metrics.jobRun("scheduler_tick", true);
     } catch (err) {
+      deps.metrics.jobRun("scheduler_tick", false);
       if (err instanceof StaleLeaderError) {
         logger.warn({ fencingToken: String(held.fencingToken) }, "scheduler: refused with a stale fencing token");
         if (lease === held) stepDown("a newer leader holds a higher fencing token");
@@ -213,10 +215,16 @@ export function startScheduler(
   function sweep() {
     if (!current() || sweeping || stopped) return sweeping;
     sweeping = sweepInterrupted(deps, options.importStaleMs)
-      .then((failed) => {
-        if (failed) logger.warn({ failed }, "scheduler: interrupted uploads failed and their events deleted");
-      })
-      .catch((err: unknown) => logger.error({ err }, "scheduler: upload sweep failed"))
+      .then(
+        (failed) => {
+          deps.metrics.jobRun("upload_sweep", true);
+          if (failed) logger.warn({ failed }, "scheduler: interrupted uploads failed and their events deleted");
+        },
+        (err: unknown) => {
+          deps.metrics.jobRun("upload_sweep", false);
+          logger.error({ err }, "scheduler: upload sweep failed");
+        },
+      )
       .finally(() => {
         sweeping = null;
       });
@@ -232,7 +240,14 @@ export function startScheduler(
       options.retentionCron,
       async () => {
         if (!current()) return;
-        const results = await cleanupAll(deps.prisma);
+        let results: Awaited<ReturnType<typeof cleanupAll>>;
+        try {
+          results = await cleanupAll(deps.prisma);
+        } catch (err) {
+          deps.metrics.jobRun("retention", false);
+          throw err;
+        }
+        deps.metrics.jobRun("retention", true);
         logger.info({ events: results.reduce((n, r) => n + r.events, 0) }, "retention cleanup done");
       },
       { name: "retention", timezone: "UTC", noOverlap: true },

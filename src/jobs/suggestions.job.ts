@@ -9,7 +9,7 @@ export interface SuggestionScheduler {
 }
 
 export function createSuggestionScheduler(
-  deps: Pick<AppDeps, "prisma" | "pubsub" | "outbox" | "logger">,
+  deps: Pick<AppDeps, "prisma" | "pubsub" | "outbox" | "logger" | "metrics">,
   debounceMs: number,
 ): SuggestionScheduler {
   const timers = new Map<string, NodeJS.Timeout>();
@@ -24,7 +24,13 @@ export function createSuggestionScheduler(
       const timer = setTimeout(() => {
         timers.delete(key);
         const run = generateSuggestions(deps, organizationId, userId)
-          .catch((err) => deps.logger.error({ err, organizationId }, "suggestion regeneration failed"))
+          .then(
+            () => deps.metrics.jobRun("suggestions", true),
+            (err) => {
+              deps.metrics.jobRun("suggestions", false);
+              deps.logger.error({ err, organizationId }, "suggestion regeneration failed");
+            },
+          )
           .finally(() => running.delete(run));
         running.add(run);
       }, debounceMs);

@@ -20,15 +20,16 @@ function rejectWith(code: string) {
   };
 }
 
-export function armorPlugin(limits: Config["limits"], production: boolean): Plugin {
+export function armorPlugin(limits: Config["limits"]): Plugin {
   const armor = EnvelopArmorPlugin({
     maxTokens: { n: limits.maxTokens, ...rejectWith("TOKEN_LIMIT_EXCEEDED") },
     maxDepth: { n: limits.maxDepth, ...rejectWith("DEPTH_LIMIT_EXCEEDED") },
     maxAliases: { n: limits.maxAliases, ...rejectWith("ALIAS_LIMIT_EXCEEDED") },
     maxDirectives: { n: limits.maxDirectives, ...rejectWith("DIRECTIVE_LIMIT_EXCEEDED") },
-    costLimit: { maxCost: limits.maxCost, ...rejectWith("COST_LIMIT_EXCEEDED") },
-    // "Did you mean …" helps people in GraphiQL and probing clients alike: development only.
-    blockFieldSuggestion: { enabled: production },
+    // Cost is measured once, with the request's variables, by server/limitsPlugin.ts (MAX_COST).
+    costLimit: { enabled: false },
+    // Off here: it hid field suggestions only; server/suggestions.ts hides every kind.
+    blockFieldSuggestion: { enabled: false },
   });
   // Selections (an inline fragment may add a level to each), one argument list, then a value.
   const maxNesting = 2 * limits.maxDepth + limits.maxInputDepth + 4;

@@ -1,5 +1,6 @@
 // The one Pothos builder. Plugin order matters: scope-auth wraps every resolver first.
 import SchemaBuilder from "@pothos/core";
+import ComplexityPlugin from "@pothos/plugin-complexity";
 import PrismaPlugin from "@pothos/plugin-prisma";
 import RelayPlugin from "@pothos/plugin-relay";
 import ScopeAuthPlugin from "@pothos/plugin-scope-auth";
@@ -8,6 +9,7 @@ import type { Context } from "../context.ts";
 import { ForbiddenError, UnauthenticatedError } from "../errors.ts";
 import type PrismaTypes from "../generated/pothos-types.ts";
 import { getDatamodel } from "../generated/pothos-types.ts";
+import { fieldComplexity } from "./complexity.ts";
 import { decodeId } from "./globalId.ts";
 
 /** How many ids one `nodes` query may name. */
@@ -33,8 +35,11 @@ export const builder = new SchemaBuilder<{
     File: { Input: File; Output: never };
   };
 }>({
-  plugins: [ScopeAuthPlugin, PrismaPlugin, RelayPlugin],
+  plugins: [ScopeAuthPlugin, PrismaPlugin, RelayPlugin, ComplexityPlugin],
   defaultFieldNullability: false,
+  // Costs only: each operation is measured and limited once, with its variables, by
+  // features/limits (MAX_COST and the budgets), not again by each root resolver.
+  complexity: { fieldComplexity, disabled: true },
   scopeAuth: {
     authorizeOnSubscribe: true,
     authScopes: (ctx) => ({

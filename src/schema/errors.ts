@@ -6,7 +6,12 @@ import { AppError, UnauthenticatedError } from "../errors.ts";
 import { unstorableText } from "../infra/dbErrors.ts";
 import { isUnavailable, RETRY_AFTER_SECONDS } from "../infra/unavailable.ts";
 
-const HTTP_STATUS: Record<string, number> = { UNAUTHENTICATED: 401, PAYLOAD_TOO_LARGE: 413, SERVICE_UNAVAILABLE: 503 };
+const HTTP_STATUS: Record<string, number> = {
+  UNAUTHENTICATED: 401,
+  PAYLOAD_TOO_LARGE: 413,
+  RATE_LIMITED: 429,
+  SERVICE_UNAVAILABLE: 503,
+};
 /** A dependency out of reach: retry this request after a moment (the status and header say so too). */
 const UNAVAILABLE_HTTP = { status: 503, headers: { "Retry-After": String(RETRY_AFTER_SECONDS) } };
 // Yoga's multipart parser names a too-large file its own way; one code for one condition.
@@ -42,7 +47,7 @@ function map(error: unknown): GraphQLError {
         code: original.code,
         ...original.details,
         ...clippedFieldErrors(original.details?.fieldErrors),
-        ...(status === 503 ? { http: UNAVAILABLE_HTTP } : status ? { http: { status } } : {}),
+        ...(status === 503 ? { http: UNAVAILABLE_HTTP } : status ? { http: { status, ...retryAfter(original) } } : {}),
       },
     });
   }
@@ -93,6 +98,12 @@ function map(error: unknown): GraphQLError {
     originalError: original instanceof Error ? original : undefined,
     extensions: { code: "INTERNAL_SERVER_ERROR" },
   });
+}
+
+/** An error that says when to come back (a spent rate limit) tells HTTP clients in Retry-After too. */
+function retryAfter(error: AppError) {
+  const seconds = error.details?.retryAfter;
+  return typeof seconds === "number" ? { headers: { "Retry-After": String(seconds) } } : {};
 }
 
 /** Field errors quote input too (a repeated id, an unknown name): each clipped like a message. */

@@ -5,13 +5,13 @@
 // token expires or whose session or key is revoked is closed with 4403 and the reason.
 import { randomUUID } from "node:crypto";
 import type { Server } from "node:http";
-import { type ExecutionArgs, GraphQLError } from "graphql";
+import { type ExecutionArgs, GraphQLError, getOperationAST } from "graphql";
 import { useServer } from "graphql-ws/use/ws";
 import { type WebSocket, WebSocketServer } from "ws";
 import type { AppDeps, Context } from "../context.ts";
 import { AppError } from "../errors.ts";
 import { auditRejectedMutation } from "../features/audit/audit.plugin.ts";
-import { affectedBy, expiredError, type Principal } from "../features/auth/principal.ts";
+import { affectedBy, callerKind, expiredError, type Principal } from "../features/auth/principal.ts";
 import { slotOf } from "../infra/connectionSlots.ts";
 import { toGraphQLError } from "../schema/errors.ts";
 import { clientIp, stringParam, withRequestId, type YogaServer } from "./yoga.ts";
@@ -172,17 +172,28 @@ export function attachWebSocketServer(server: Server, yoga: YogaServer, deps: Ap
             }),
           ];
         }
+        // A document named by hash (graphql-ws requires a query string: an empty one then).
+        const resolved = await deps.persisted.resolve(
+          payload,
+          callerKind(
+            stringParam(ctx.connectionParams, "authorization"),
+            stringParam(ctx.connectionParams, "x-api-key"),
+          ),
+        );
+        if (resolved instanceof GraphQLError) return withRequestId([resolved], requestId, { stripHttp: true });
+        const params = resolved === undefined || resolved === payload.query ? payload : { ...payload, query: resolved };
         const enveloped = yoga.getEnveloped({
           requestId,
           req: ctx.extra.request,
-          connectionParams: ctx.connectionParams,
-          params: payload,
+          // Present even when connection_init carried no payload: it marks the WebSocket transport.
+          connectionParams: ctx.connectionParams ?? {},
+          params,
         });
         // Parse, limit and context errors become GraphQL errors for this operation, never an
         // "Internal error" close of the whole connection.
         let document: ReturnType<typeof enveloped.parse>;
         try {
-          document = enveloped.parse(payload.query);
+          document = enveloped.parse(params.query);
         } catch (error) {
           return withRequestId([toGraphQLError(error)], requestId, { stripHttp: true });
         }
@@ -208,6 +219,14 @@ export function attachWebSocketServer(server: Server, yoga: YogaServer, deps: Ap
         try {
           const errors = enveloped.validate(enveloped.schema, document);
           if (errors.length) return refuse(toGraphQLError(errors[0]), errors);
+          // graphql-ws would answer this itself, in words and a code of its own.
+          if (!getOperationAST(document, params.operationName)) {
+            return refuse(
+              new GraphQLError("Could not determine what operation to execute.", {
+                extensions: { code: "OPERATION_RESOLUTION_FAILURE" },
+              }),
+            );
+          }
           const contextValue = await enveloped.contextFactory();
           // Kept for the errors that may end it later; errors returned here carry it already.
           connections.get(ctx.extra.socket)?.requestIds.set(id, requestId);

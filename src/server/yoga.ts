@@ -1,6 +1,6 @@
 // The GraphQL-over-HTTP server (also GraphQL over SSE) and the envelop plugins that the
 // WebSocket transport shares with it.
-import type { IncomingMessage } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { createFetch } from "@whatwg-node/fetch";
 import { GraphQLError } from "graphql";
 import { createYoga, type Plugin, useErrorHandler } from "graphql-yoga";
@@ -11,10 +11,29 @@ import { isUnexpected, toGraphQLError } from "../schema/errors.ts";
 import { schema } from "../schema/schema.ts";
 import { useCsrfPrevention } from "./csrf.ts";
 import { useInputGuard } from "./inputGuard.ts";
+import { useIntrospectionPolicy } from "./introspection.ts";
+import { useLimits } from "./limitsPlugin.ts";
+import { useMetrics } from "./metrics.plugin.ts";
+import { useOperationDeadline } from "./operationDeadline.ts";
+import { usePersistedDocuments } from "./persistedPlugin.ts";
+import { useRequestParseErrors } from "./requestParse.ts";
+import { useNoStore } from "./securityHeaders.ts";
+import { useHiddenSuggestions } from "./suggestions.ts";
+
+/** Response headers a browser script on another origin may read: budgets and retry hints. */
+export const EXPOSED_HEADERS = [
+  "RateLimit-Limit",
+  "RateLimit-Remaining",
+  "RateLimit-Reset",
+  "Retry-After",
+  "X-Request-Id",
+];
 
 export interface ServerContext {
   requestId: string;
   req?: IncomingMessage;
+  /** The HTTP response (absent over WebSocket): guards set headers on it (rate limits). */
+  res?: ServerResponse;
   /** graphql-ws connection_init payload */
   connectionParams?: Record<string, unknown>;
   /** Request headers when the caller is not Yoga's own HTTP handler (the fast path). */
@@ -30,6 +49,11 @@ export function createYogaServer(deps: AppDeps) {
     // Our own /health routes answer before Yoga; its built-in one would shadow nothing useful.
     healthCheckEndpoint: false as never,
     batching: false,
+    // Syntax errors are not cached: Yoga throws a cached one before any plugin's onParse, so the
+    // metrics would miss every repeat of a broken query. Each is parsed again (as a new one is).
+    parserAndValidationCache: { errorCache: { get: () => undefined, set: () => undefined } },
+    // Trusted documents named by id (GraphQL over HTTP's persisted documents): see persisted.ts.
+    extraParamNames: ["documentId"],
     // Busboy's limits: a body over them is refused while it streams, not after it is buffered.
     fetchAPI: createFetch({
       formDataLimits: { fileSize: config.uploads.maxBytes, files: 1, fieldSize: config.maxBodyBytes, fields: 10 },
@@ -37,8 +61,13 @@ export function createYogaServer(deps: AppDeps) {
     graphiql: config.graphiql ? { title: "Floyo API", subscriptionsProtocol: "WS" } : false,
     // Bearer tokens, not cookies: no credentials mode needed.
     cors: config.corsOrigins.includes("*")
-      ? { origin: "*", credentials: false }
-      : { origin: config.corsOrigins, methods: ["GET", "POST", "OPTIONS"], credentials: false },
+      ? { origin: "*", credentials: false, exposedHeaders: EXPOSED_HEADERS }
+      : {
+          origin: config.corsOrigins,
+          methods: ["GET", "POST", "OPTIONS"],
+          credentials: false,
+          exposedHeaders: EXPOSED_HEADERS,
+        },
     logging: {
       debug: (...args) => logger.debug({ yoga: args }),
       info: (...args) => logger.info({ yoga: args }),
@@ -82,7 +111,15 @@ export function createYogaServer(deps: AppDeps) {
     plugins: [
       // First: a forged form post is refused before anything parses it.
       useCsrfPrevention(),
-      armorPlugin(config.limits, config.production),
+      // Request parameters Yoga could not parse (GET variables that are not JSON) are a 400, not a 500.
+      useRequestParseErrors(),
+      useNoStore(),
+      usePersistedDocuments(deps),
+      // Before any plugin that may refuse an operation, so refusals are counted too.
+      useMetrics(deps.metrics),
+      armorPlugin(config.limits),
+      ...(config.suggestions ? [] : [useHiddenSuggestions()]),
+      useIntrospectionPolicy(config.introspection),
       useErrorHandler(({ errors, context }) => {
         const ctx = context as Partial<Context>;
         for (const error of errors) {
@@ -97,8 +134,12 @@ export function createYogaServer(deps: AppDeps) {
         ip: clientIp(req, config.trustProxy),
         userAgent: req?.headers["user-agent"] ?? null,
       })),
+      // After audit (a refused mutation is audited), before the input guard (its refusals are charged).
+      useLimits(deps),
       // After the audit plugin: a mutation it refuses is still audited, one entry per root field.
       useInputGuard(config.limits),
+      // Last: its deadline runs around whatever the plugins before it wrap execute in.
+      useOperationDeadline(config.timeouts.operationMs, logger),
     ],
   });
 }

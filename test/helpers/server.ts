@@ -14,6 +14,14 @@ export const services = inject("services");
 export const TEST_JWT_KEYS = "test-1:test-secret-0123456789-0123456789-abcdef";
 export const TEST_SECRETS_KEYS = `test-1:${Buffer.alloc(32, 7).toString("base64")}`;
 
+export const TEST_RATE_LIMITS = {
+  RATE_LIMIT_POINTS: "1000000000",
+  RATE_LIMIT_ANONYMOUS_POINTS: "1000000000",
+  RATE_LIMIT_ADDRESS_POINTS: "1000000000",
+  AUTH_RATE_LIMIT_ACCOUNT: "1000000/60",
+  AUTH_RATE_LIMIT_ADDRESS: "1000000/60",
+};
+
 /** Environment for a test server; `overrides` win, and an undefined value unsets a variable. */
 export function testEnv(overrides: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
   const env: Record<string, string | undefined> = {
@@ -28,6 +36,9 @@ export function testEnv(overrides: Record<string, string | undefined> = {}): Nod
     // Every suite connects from 127.0.0.1, and in the services mode they share one count.
     WS_MAX_CONNECTIONS_PER_IP: "10000",
     WS_MAX_CONNECTIONS_PER_USER: "1000",
+    // Budgets and attempt limits far above what any suite spends: only test/limits.test.ts,
+    // which sets its own, is about them.
+    ...TEST_RATE_LIMITS,
     ...(services
       ? { DATABASE_URL: services.databaseUrl, REDIS_URL: services.redisUrl, REDIS_KEY_PREFIX: services.redisKeyPrefix }
       : {}),

@@ -30,6 +30,7 @@ export async function createApiKey({
 }) {
   const viewer = requireUser(ctx);
   const data = parseInput(createInput, input);
+  await ctx.budgets.attempt("apiKeyCreate", { account: viewer.userId, ip: ctx.ip });
   const myRole = await authorize(ctx, organizationId, "apiKeys:manage");
   if (ROLE_RANK[data.role] > ROLE_RANK[myRole]) throw new ForbiddenError("A key cannot have a higher role than yours.");
   const prefix = randomBytes(6).toString("hex");

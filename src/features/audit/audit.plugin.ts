@@ -20,6 +20,7 @@ import { toGraphQLError } from "../../schema/errors.ts";
 import { decodeId } from "../../schema/globalId.ts";
 import { schema as yogaSchema } from "../../schema/schema.ts";
 import { isSecretName } from "../../secretNames.ts";
+import { lateResult } from "../../server/operationDeadline.ts";
 import { storable } from "../../text.ts";
 import { roleIn } from "../auth/access.ts";
 
@@ -170,6 +171,14 @@ export function useAudit<S extends object>(
         onExecuteDone: async ({ result }) => {
           if (isAsyncIterable(result)) return;
           const ctx = args.contextValue as Context;
+          // Answered TIMEOUT while it ran on (server/operationDeadline.ts): recorded as it ends.
+          const later = lateResult(ctx);
+          if (later) {
+            void later
+              .then((real) => writeEntries(ctx, args, operation, real.errors ?? [], undefined, real.data === null))
+              .catch((err: unknown) => ctx.logger.error({ err, requestId: ctx.requestId }, "audit entry not written"));
+            return;
+          }
           await writeEntries(ctx, args, operation, result.errors ?? [], undefined, result.data === null);
         },
       };

@@ -12,7 +12,10 @@ import { assertStrongPassword, decoyHash, hashPassword, MAX_PASSWORD_LENGTH, ver
 import { digest, newSecret } from "./secrets.ts";
 import { signAccessToken } from "./tokens.ts";
 
-type Ctx = Pick<Context, "prisma" | "config" | "mailer" | "logger" | "principals" | "principal" | "ip" | "userAgent">;
+type Ctx = Pick<
+  Context,
+  "prisma" | "config" | "mailer" | "logger" | "principals" | "principal" | "ip" | "userAgent" | "budgets"
+>;
 
 const VERIFICATION_TTL_MS = 24 * 3600_000;
 const RESET_TTL_MS = 3600_000;
@@ -103,6 +106,7 @@ function verificationMail(ctx: Ctx, to: string, token: string) {
 
 export async function register({ ctx, input }: { ctx: Ctx; input: unknown }) {
   const data = parseInput(registerInput, input);
+  await ctx.budgets.attempt("register", { account: data.email, ip: ctx.ip });
   assertStrongPassword(data.password, "password", data.email);
   const passwordHash = await hashPassword(data.password, ctx.config.passwordHashLogN);
   for (let attempt = 0; ; attempt++) {
@@ -143,6 +147,8 @@ const loginInput = z.object({ email, password, device: z.string().max(200).optio
 
 export async function login({ ctx, input }: { ctx: Ctx; input: unknown }) {
   const data = parseInput(loginInput, input);
+  // Counted before the password is checked: past the limit even the right one is refused.
+  await ctx.budgets.attempt("login", { account: data.email, ip: ctx.ip });
   const user = await ctx.prisma.user.findUnique({
     where: { email: data.email },
     select: { id: true, passwordHash: true, isActive: true, deletedAt: true },
@@ -160,6 +166,7 @@ export async function login({ ctx, input }: { ctx: Ctx; input: unknown }) {
     },
   });
   if (!usable) throw new UnauthenticatedError("INVALID_CREDENTIALS", "The email or password is wrong.");
+  await ctx.budgets.succeeded("login", data.email);
   return ctx.prisma.$transaction((tx) => openSession(ctx, tx, user.id, data.device));
 }
 
@@ -296,6 +303,7 @@ export async function verifyEmail({ ctx, token }: { ctx: Ctx; token: string }) {
 
 export async function resendVerification({ ctx }: { ctx: Ctx }) {
   const viewer = requireUser(ctx);
+  await ctx.budgets.attempt("emailVerificationResend", { account: viewer.userId, ip: ctx.ip });
   const user = await ctx.prisma.user.findUniqueOrThrow({
     where: { id: viewer.userId },
     select: { email: true, emailVerifiedAt: true },
@@ -316,6 +324,7 @@ export async function resendVerification({ ctx }: { ctx: Ctx }) {
 /** Answers the same whether or not the address has an account. */
 export async function forgotPassword({ ctx, input }: { ctx: Ctx; input: { email: string } }) {
   const address = parseInput(z.object({ email }), input).email;
+  await ctx.budgets.attempt("passwordForgot", { account: address, ip: ctx.ip });
   const user = await ctx.prisma.user.findUnique({ where: { email: address }, select: { id: true, deletedAt: true } });
   if (!user || user.deletedAt) return;
   const token = await ctx.prisma.$transaction((tx) => issueMailToken(tx, user.id, "PASSWORD_RESET", RESET_TTL_MS));
@@ -331,8 +340,10 @@ export async function forgotPassword({ ctx, input }: { ctx: Ctx; input: { email:
 export async function resetPassword({ ctx, input }: { ctx: Ctx; input: { token: string; newPassword: string } }) {
   const row = await ctx.prisma.userToken.findUnique({
     where: { tokenHash: digest(input.token) },
-    select: { user: { select: { email: true } } },
+    select: { user: { select: { id: true, email: true } } },
   });
+  // The account is the token's, when it names one; guesses count against the address.
+  await ctx.budgets.attempt("passwordReset", { account: row?.user.id, ip: ctx.ip });
   // Check the password before spending the token, so a weak choice can be corrected.
   assertStrongPassword(input.newPassword, "newPassword", row?.user.email);
   const userId = await consumeMailToken(ctx, input.token, "PASSWORD_RESET");

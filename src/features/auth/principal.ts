@@ -2,7 +2,7 @@
 // key. Resolved once per request, through a short-lived cache that every instance empties
 // as soon as a session, user or key is revoked anywhere.
 import { timingSafeEqual } from "node:crypto";
-import type { Config } from "../../config.ts";
+import type { CallerKind, Config } from "../../config.ts";
 import { UnauthenticatedError } from "../../errors.ts";
 import type { OrgRole } from "../../generated/prisma/client.ts";
 import type { PrismaClient } from "../../infra/db.ts";
@@ -201,8 +201,7 @@ export function createPrincipalResolver(deps: { config: Config; prisma: PrismaCl
       authorization: string | null | undefined,
       apiKeyHeader: string | null | undefined,
     ): Promise<Authenticated | null> {
-      const bearer = authorization?.replace(/^Bearer\s+/i, "").trim();
-      const apiKey = apiKeyHeader?.trim() || (bearer?.startsWith("flo_") ? bearer : undefined);
+      const { bearer, apiKey } = credentials(authorization, apiKeyHeader);
       if (apiKey) {
         const { principal, until } = await cached(apiKeyCacheKey(digest(apiKey)), () => fromApiKey(apiKey));
         return { principal, expiresAt: until };
@@ -272,3 +271,22 @@ export function affectedBy(principal: Principal, revoked: ChangePayload): boolea
 }
 
 export type PrincipalResolver = ReturnType<typeof createPrincipalResolver>;
+
+/** The credentials a request carries: an API key (header, or a `flo_` bearer) or a bearer token. */
+function credentials(authorization: string | null | undefined, apiKeyHeader: string | null | undefined) {
+  const bearer = authorization?.replace(/^Bearer\s+/i, "").trim();
+  const apiKey = apiKeyHeader?.trim() || (bearer?.startsWith("flo_") ? bearer : undefined);
+  return { bearer, apiKey };
+}
+
+/**
+ * Who the request says it is, from its headers alone, for what is decided before the
+ * credentials are checked (which documents it may send); the context checks them after.
+ */
+export function callerKind(
+  authorization: string | null | undefined,
+  apiKeyHeader: string | null | undefined,
+): CallerKind {
+  const { bearer, apiKey } = credentials(authorization, apiKeyHeader);
+  return apiKey ? "apiKey" : bearer ? "user" : "anonymous";
+}

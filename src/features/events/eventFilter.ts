@@ -2,10 +2,8 @@
 // exports (whose filter travels inside the signed download link).
 import type { Prisma } from "../../generated/prisma/client.ts";
 import { decodeId } from "../../schema/globalId.ts";
+import { containsText } from "../../validation.ts";
 import { type EventKind, eventTypeOf } from "./eventInput.ts";
-
-/** The text itself: LIKE's wildcards (% and _) and its escape character taken literally. */
-const likeLiteral = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
 
 export interface EventFilterInput {
   kinds?: EventKind[] | null;
@@ -42,8 +40,8 @@ export function eventWhere(filter: EventFilterInput | null | undefined): Prisma.
       search
         ? {
             OR: [
-              { filePath: { contains: likeLiteral(search), mode: "insensitive" as const } },
-              { operation: { contains: likeLiteral(search), mode: "insensitive" as const } },
+              { filePath: containsText(search, "filter.search") },
+              { operation: containsText(search, "filter.search") },
             ],
           }
         : {},

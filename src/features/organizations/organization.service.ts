@@ -125,6 +125,7 @@ export async function inviteMember({
 }) {
   const viewer = requireUser(ctx);
   const data = parseInput(z.object({ email, role }), input);
+  await ctx.budgets.attempt("invite", { account: viewer.userId, ip: ctx.ip });
   await assertCanManage(ctx, organizationId, [data.role]);
   const org = await ctx.prisma.organization.findUniqueOrThrow({
     where: { id: organizationId },

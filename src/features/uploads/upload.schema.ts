@@ -98,7 +98,8 @@ builder.mutationFields((t) => ({
     authScopes: { authenticated: true },
     description:
       "Imports events from a CSV or JSON-lines file (a multipart request). Every line is checked first: one bad line and nothing is imported; the error lists the bad lines (extensions.fieldErrors) and names the upload (extensions.uploadId), which keeps the report.",
-    extensions: { auditInput: false },
+    // Up to IMPORT_MAX_LINES lines, its progress on a subscription: no OPERATION_TIMEOUT_MS.
+    extensions: { auditInput: false, operationDeadline: false },
     args: { input: t.arg({ type: EventImportInput, required: true }) },
     resolve: async (_root, { input }, ctx, info) => {
       try {

@@ -1,5 +1,6 @@
 import { builder } from "../../schema/builder.ts";
 import { decodeId } from "../../schema/globalId.ts";
+import { containsText } from "../../validation.ts";
 import { noteAudit } from "../audit/audit.ts";
 import { OrganizationRef, orgPermission, visibleOrganizations } from "../organizations/organization.schema.ts";
 import { UserRef } from "../users/user.schema.ts";
@@ -112,7 +113,7 @@ builder.prismaObjectField(OrganizationRef, "workflows", (t) =>
     query: ({ filter }) => ({
       where: {
         status: filter?.statuses ? { in: filter.statuses } : undefined,
-        name: filter?.search ? { contains: filter.search, mode: "insensitive" as const } : undefined,
+        name: filter?.search ? containsText(filter.search, "filter.search") : undefined,
       },
       orderBy: [{ updatedAt: "desc" as const }, { id: "desc" as const }],
     }),
