@@ -133,7 +133,8 @@ function withCode(error: GraphQLError, code: string) {
   });
 }
 
-function withMessage(error: GraphQLError, message: string) {
+/** The same error with another message: everything else (positions, path, extensions) kept. */
+export function withMessage(error: GraphQLError, message: string) {
   return new GraphQLError(message, {
     nodes: error.nodes,
     source: error.source,

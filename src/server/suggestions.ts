@@ -6,6 +6,7 @@
 // blockFieldSuggestion only knew the first shape. An envelop plugin: every transport.
 import { type ExecutionResult, GraphQLError } from "graphql";
 import { isAsyncIterable, type Plugin } from "graphql-yoga";
+import { withMessage } from "../schema/errors.ts";
 
 // didYouMean() appends " Did you mean X?" (X: quoted names, "the enum value …", "to use an
 // inline fragment on …"); ScalarLeafsRule says `Did you mean "field { ... }"?`. Names never
@@ -18,15 +19,7 @@ export function withoutSuggestions(message: string): string {
 
 function hidden(error: GraphQLError): GraphQLError {
   const message = withoutSuggestions(error.message);
-  if (message === error.message) return error;
-  return new GraphQLError(message, {
-    nodes: error.nodes,
-    source: error.source,
-    positions: error.positions,
-    path: error.path,
-    originalError: error.originalError,
-    extensions: error.extensions,
-  });
+  return message === error.message ? error : withMessage(error, message);
 }
 
 type Settable = { result: ExecutionResult; setResult: (result: ExecutionResult) => void };
