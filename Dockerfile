@@ -7,19 +7,19 @@ ENV NPM_CONFIG_UPDATE_NOTIFIER=false NPM_CONFIG_FUND=false
 # postinstall runs `prisma generate`, which needs the schema and the Prisma config at install time.
 COPY package.json package-lock.json prisma.config.ts ./
 COPY prisma ./prisma
-COPY scripts/prismaCliAdapter.ts ./scripts/
+COPY scripts/prismaCliAdapter.ts scripts/migrate.mjs scripts/build.mjs ./scripts/
 # ...and graphql-codegen, the typed SDK and its manifest of operations by sha256, which the
 # server loads as its trusted documents (TRUSTED_DOCUMENTS).
 COPY codegen.ts schema.graphql ./
 COPY sdk/operations ./sdk/operations
 RUN --mount=type=cache,target=/root/.npm npm ci
-COPY tsconfig.json tsconfig.build.json ./
+COPY tsconfig.json ./
 COPY src ./src
 RUN npm run build
 
-# Needs the prisma CLI (a devDependency), so it reuses the build stage rather than the runtime one.
+# Needs the migration CLI (a devDependency), so it reuses the build stage rather than the runtime one.
 FROM build AS migrate
-CMD ["npx", "prisma", "migrate", "deploy"]
+CMD ["node", "scripts/migrate.mjs", "migrate", "deploy"]
 
 FROM node:22-bookworm-slim AS runtime
 WORKDIR /app
@@ -45,4 +45,4 @@ EXPOSE 4000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 4000) + '/health/liveness').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 STOPSIGNAL SIGTERM
-CMD ["node", "dist/main.js"]
+CMD ["node", "--enable-source-maps", "dist/main.js"]

@@ -1,22 +1,14 @@
-// Prisma CLI configuration. The CLI runs the WebAssembly schema engine through a driver
-// adapter, because the Rust engines cannot be downloaded on our machines
-// (see README "Migrations"). With DATABASE_URL set it talks to PostgreSQL; without it, to
-// the embedded PGlite database under DATA_DIR, exactly like the server.
+// Prisma 7 CLI configuration: `prisma generate` only. Migrations run on the 6.19.3 CLI's
+// WebAssembly schema engine (prisma/migrate.config.ts, through scripts/migrate.ts), because
+// Prisma 7 runs migrations only through a native engine our machines cannot download.
 import path from "node:path";
 import { defineConfig } from "prisma/config";
 
-const databaseUrl = process.env.DATABASE_URL;
-// `prisma generate` falls back to downloading the Rust engine when the datasource URL is
-// unset, so a syntactically valid placeholder stands in; no command connects through it.
-if (!databaseUrl) process.env.DATABASE_URL = "postgresql://embedded@localhost/embedded";
+// generate never runs the schema engine, but the CLI downloads it first unless this names an
+// existing file; any file will do.
+process.env.PRISMA_SCHEMA_ENGINE_BINARY ??= process.execPath;
 
 export default defineConfig({
   schema: path.join("prisma", "schema.prisma"),
   migrations: { path: path.join("prisma", "migrations") },
-  experimental: { adapter: true },
-  engine: "js",
-  async adapter() {
-    const { cliAdapter } = await import("./scripts/prismaCliAdapter.ts");
-    return cliAdapter(databaseUrl);
-  },
 });

@@ -3,17 +3,16 @@
 //   npm run db:drift                 exit 1 when schema.prisma and the migrations disagree
 // Both replay the committed migrations into a scratch PGlite database, read back the schema
 // they produce, and diff it against schema.prisma with Prisma's own commands.
-import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { migrateCli, writeMigrateSchema } from "./migrate.mjs";
 
 const root = path.resolve(import.meta.dirname, "..");
 const migrationsDir = path.join(root, "prisma", "migrations");
-const prismaBin = path.join(root, "node_modules", ".bin", "prisma");
 
 function prisma(args: string[], env: NodeJS.ProcessEnv, okCodes = [0]) {
-  const run = spawnSync(prismaBin, args, { cwd: root, env, encoding: "utf8" });
+  const run = migrateCli(args, { env });
   if (!okCodes.includes(run.status ?? -1)) {
     process.stderr.write(run.stdout + run.stderr);
     throw new Error(`prisma ${args.join(" ")} exited with ${run.status}`);
@@ -45,7 +44,7 @@ function diff(extra: string[], okCodes?: number[]) {
       from = ["--from-schema-datamodel", file];
     }
     return prisma(
-      ["migrate", "diff", ...from, "--to-schema-datamodel", "prisma/schema.prisma", "--script", ...extra],
+      ["migrate", "diff", ...from, "--to-schema-datamodel", writeMigrateSchema(scratch), "--script", ...extra],
       env,
       okCodes,
     );

@@ -10,6 +10,7 @@ import { PrismaPGlite } from "pglite-prisma-adapter";
 let pglite: PGlite | undefined;
 
 export function cliAdapter(databaseUrl: string | undefined) {
+  unrefTimers();
   if (databaseUrl) {
     // The schema engine cannot decode the catalog type "char" (OID 18) when it describes a
     // database; reading it as text is lossless for the catalog columns it queries.
@@ -25,16 +26,19 @@ export function cliAdapter(databaseUrl: string | undefined) {
   if (!pglite) {
     const dir = path.resolve(process.env.DATA_DIR ?? ".data", "pglite");
     mkdirSync(dir, { recursive: true });
-    unrefTimers();
     pglite = new PGlite(dir);
   }
   // Typed against another copy of @prisma/driver-adapter-utils; the same shape at run time.
   return new PrismaPGlite(pglite) as unknown as PrismaPg;
 }
 
-// PGlite's emulated Postgres re-arms timers forever and the CLI never disposes the adapter,
-// so the command would print its result and hang. Unref'd timers let the process exit.
+// PGlite's emulated Postgres re-arms timers forever and the CLI never disposes the adapter, and
+// the WebAssembly schema engine leaves a 10 s timer behind: the command would print its result
+// and wait. Unref'd timers let the process exit when its work is done. Patched once.
+let unrefed = false;
 function unrefTimers() {
+  if (unrefed) return;
+  unrefed = true;
   const original = globalThis.setTimeout;
   globalThis.setTimeout = ((...args: Parameters<typeof setTimeout>) => {
     const timer = original(...args);

@@ -52,6 +52,9 @@ const envSchema = z.object({
   DATABASE_POOL_MAX_WAITING: int(0, 100_000).default(50),
   DATABASE_BREAKER_FAILURES: int(1, 10_000).default(5),
   DATABASE_BREAKER_RESET_MS: int(50, 600_000).default(5_000),
+  // Distinct SQL texts kept as named prepared statements on each connection (infra/statementNames.ts);
+  // 0 sends every statement unnamed, as a transaction-mode connection pooler (PgBouncer) needs.
+  DATABASE_PREPARED_STATEMENTS: int(0, 100_000).default(1_000),
   REDIS_URL: z
     .string()
     .regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL")
@@ -178,6 +181,9 @@ const envSchema = z.object({
   WS_MAX_CONNECTIONS_PER_IP: int(1, 100_000).default(200),
   WS_MAX_SUBSCRIPTIONS: int(1, 10_000).default(50),
   WS_MAX_MESSAGE_BYTES: int(256, 16 * 1024 * 1024).default(64 * 1024),
+  // Connects whose credentials are checked at once per instance, and how many more may wait.
+  WS_CONNECT_CONCURRENCY: int(1, 10_000).default(32),
+  WS_CONNECT_QUEUE: int(0, 1_000_000).default(10_000),
   // GET /metrics: with a token, only to `Authorization: Bearer <token>`; without one, served
   // openly outside production and, in production, only when METRICS_PUBLIC=true (else 404).
   METRICS_TOKEN: z
@@ -266,6 +272,7 @@ function toConfig(e: z.infer<typeof envSchema>) {
       poolMaxWaiting: e.DATABASE_POOL_MAX_WAITING,
       breakerFailures: e.DATABASE_BREAKER_FAILURES,
       breakerResetMs: e.DATABASE_BREAKER_RESET_MS,
+      preparedStatements: e.DATABASE_PREPARED_STATEMENTS,
     },
     redisUrl: e.REDIS_URL,
     redisKeyPrefix: e.REDIS_KEY_PREFIX,
@@ -340,6 +347,8 @@ function toConfig(e: z.infer<typeof envSchema>) {
       maxConnectionsPerIp: e.WS_MAX_CONNECTIONS_PER_IP,
       maxSubscriptions: e.WS_MAX_SUBSCRIPTIONS,
       maxMessageBytes: e.WS_MAX_MESSAGE_BYTES,
+      connectConcurrency: e.WS_CONNECT_CONCURRENCY,
+      connectQueue: e.WS_CONNECT_QUEUE,
     },
     metrics: {
       token: e.METRICS_TOKEN,

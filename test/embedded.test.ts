@@ -73,8 +73,8 @@ describe("embedded mode", () => {
     // The first test migrated dataDir through the server; Prisma's own CLI migrates another.
     const byPrisma = mkdtempSync(path.join(os.tmpdir(), "floyo-deploy-"));
     try {
-      const env = { ...process.env, DATABASE_URL: "", PRISMA_HIDE_UPDATE_MESSAGE: "1" };
-      execFileSync("node_modules/.bin/prisma", ["migrate", "deploy"], {
+      const env = { ...process.env, DATABASE_URL: "" };
+      execFileSync(process.execPath, ["scripts/migrate.mjs", "migrate", "deploy"], {
         env: { ...env, DATA_DIR: byPrisma },
         stdio: "pipe",
       });
@@ -92,7 +92,7 @@ describe("embedded mode", () => {
       const ours = await rows(dataDir);
       expect(ours.length).toBeGreaterThan(0);
       expect(ours).toEqual(await rows(byPrisma));
-      const status = execFileSync("node_modules/.bin/prisma", ["migrate", "status"], {
+      const status = execFileSync(process.execPath, ["scripts/migrate.mjs", "migrate", "status"], {
         env: { ...env, DATA_DIR: dataDir },
         encoding: "utf8",
         stdio: "pipe",

@@ -11,6 +11,7 @@ import { PrismaClient } from "../generated/prisma/client.ts";
 import { createBreaker, guardAdapter } from "./breaker.ts";
 import { withinDeadline } from "./deadline.ts";
 import type { Logger } from "./logger.ts";
+import { createStatementNamer } from "./statementNames.ts";
 
 export type { PrismaClient };
 
@@ -71,7 +72,10 @@ function openPostgres(config: Config, logger: Logger): Database {
     saturated: () =>
       pool.totalCount >= config.databasePoolSize && pool.waitingCount - pool.idleCount >= database.poolMaxWaiting,
   });
-  const adapter = guardAdapter(new PrismaPg(pool), breaker);
+  const adapter = guardAdapter(
+    new PrismaPg(pool, { statementNameGenerator: createStatementNamer(database.preparedStatements) }),
+    breaker,
+  );
   // "minimal": logged Prisma errors carry no argument values (which may be personal data).
   const prisma = new PrismaClient({ adapter, errorFormat: "minimal" });
   return {

@@ -6,7 +6,10 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { RawSql } from "./db.ts";
 
-const MIGRATIONS_DIR = path.resolve(import.meta.dirname, "../../prisma/migrations");
+// This file runs from src/infra/ (tsx, tests) and bundled into dist/main.js (npm start).
+const MIGRATIONS_DIR = ["../prisma/migrations", "../../prisma/migrations"]
+  .map((relative) => path.resolve(import.meta.dirname, relative))
+  .find((dir) => existsSync(dir)) as string;
 
 interface LocalMigration {
   name: string;

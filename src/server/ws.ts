@@ -9,11 +9,13 @@ import { type ExecutionArgs, GraphQLError, getOperationAST } from "graphql";
 import { useServer } from "graphql-ws/use/ws";
 import { type WebSocket, WebSocketServer } from "ws";
 import type { AppDeps, Context } from "../context.ts";
-import { AppError } from "../errors.ts";
+import { AppError, UnauthenticatedError } from "../errors.ts";
 import { auditRejectedMutation } from "../features/audit/audit.plugin.ts";
 import { affectedBy, callerKind, expiredError, type Principal } from "../features/auth/principal.ts";
 import { slotOf } from "../infra/connectionSlots.ts";
+import { isUnavailable } from "../infra/unavailable.ts";
 import { toGraphQLError } from "../schema/errors.ts";
+import { createAdmission } from "./admission.ts";
 import { clientIp, stringParam, withRequestId, type YogaServer } from "./yoga.ts";
 
 type Enveloped = ReturnType<YogaServer["getEnveloped"]>;
@@ -46,6 +48,7 @@ const reason = (text: string) => Buffer.from(text).subarray(0, 123).toString();
 export function attachWebSocketServer(server: Server, yoga: YogaServer, deps: AppDeps) {
   const { principals, config, slots } = deps;
   const limits = config.ws;
+  const admission = createAdmission(limits.connectConcurrency, limits.connectQueue);
   const wss = new WebSocketServer({ server, path: yoga.graphqlEndpoint, maxPayload: limits.maxMessageBytes });
   const connections = new Map<WebSocket, Connection>();
 
@@ -92,7 +95,7 @@ export function attachWebSocketServer(server: Server, yoga: YogaServer, deps: Ap
           connection.principal = now;
         },
         (err: unknown) => {
-          if (err instanceof AppError) close(connection, CLOSE.FORBIDDEN, describe(err));
+          if (err instanceof UnauthenticatedError) close(connection, CLOSE.FORBIDDEN, describe(err));
         },
       );
     }
@@ -116,36 +119,57 @@ export function attachWebSocketServer(server: Server, yoga: YogaServer, deps: Ap
           close(connection, CLOSE.FORBIDDEN, "BAD_REQUEST: authorization and x-api-key must be strings");
           return false;
         }
-        let authenticated: Awaited<ReturnType<typeof principals.resolve>>;
+        // Connect storms queue here (server/admission.ts); the socket may close while it waits.
+        const release = await admission.enter();
+        if (!release) {
+          close(connection, CLOSE.TRY_AGAIN_LATER, "Too many connections at once; retry shortly");
+          return false;
+        }
         try {
-          authenticated = await principals.resolve(
-            stringParam(params, "authorization"),
-            stringParam(params, "x-api-key"),
-          );
-        } catch (err) {
-          close(connection, CLOSE.FORBIDDEN, describe(err));
-          return false;
-        }
-        if (!authenticated) return true;
-        const { principal, expiresAt } = authenticated;
-        const who = slotOf.who(principal);
-        // Redis away: the connection is let through, as the per-address count does.
-        const allowed = await take(connection, who, limits.maxConnectionsPerUser).catch((err: unknown) => {
-          deps.logger.warn({ err: (err as Error).message }, "connection limit not checked");
+          if (connection.socket.readyState !== connection.socket.OPEN) return false;
+          let authenticated: Awaited<ReturnType<typeof principals.resolve>>;
+          try {
+            authenticated = await principals.resolve(
+              stringParam(params, "authorization"),
+              stringParam(params, "x-api-key"),
+            );
+          } catch (err) {
+            // Only the credentials' own refusal is final; anything else (the database away, the
+            // breaker open, a bug) says nothing about them: the client may retry, and is told so.
+            if (err instanceof UnauthenticatedError) close(connection, CLOSE.FORBIDDEN, describe(err));
+            else {
+              if (!isUnavailable(err)) deps.logger.error({ err }, "credentials not checked at connect");
+              close(
+                connection,
+                CLOSE.TRY_AGAIN_LATER,
+                "SERVICE_UNAVAILABLE: credentials could not be checked; retry shortly",
+              );
+            }
+            return false;
+          }
+          if (!authenticated) return true;
+          const { principal, expiresAt } = authenticated;
+          const who = slotOf.who(principal);
+          // Redis away: the connection is let through, as the per-address count does.
+          const allowed = await take(connection, who, limits.maxConnectionsPerUser).catch((err: unknown) => {
+            deps.logger.warn({ err: (err as Error).message }, "connection limit not checked");
+            return true;
+          });
+          if (!allowed) {
+            close(connection, CLOSE.TRY_AGAIN_LATER, "Too many connections for this user");
+            return false;
+          }
+          connection.principal = principal;
+          if (expiresAt !== null && expiresAt - Date.now() < 2 ** 31 - 1) {
+            connection.expiry = setTimeout(
+              () => close(connection, CLOSE.FORBIDDEN, describe(expiredError(principal))),
+              Math.max(0, expiresAt - Date.now()),
+            );
+          }
           return true;
-        });
-        if (!allowed) {
-          close(connection, CLOSE.TRY_AGAIN_LATER, "Too many connections for this user");
-          return false;
+        } finally {
+          release();
         }
-        connection.principal = principal;
-        if (expiresAt !== null && expiresAt - Date.now() < 2 ** 31 - 1) {
-          connection.expiry = setTimeout(
-            () => close(connection, CLOSE.FORBIDDEN, describe(expiredError(principal))),
-            Math.max(0, expiresAt - Date.now()),
-          );
-        }
-        return true;
       },
       onComplete: (ctx, id) => {
         connections.get(ctx.extra.socket)?.requestIds.delete(id);

@@ -50,8 +50,8 @@ export default async function setup(project: TestProject) {
   const url = new URL(adminUrl);
   url.pathname = `/${dbName}`;
   const databaseUrl = url.toString();
-  execFileSync("node_modules/.bin/prisma", ["migrate", "deploy"], {
-    env: { ...process.env, DATABASE_URL: databaseUrl, PRISMA_HIDE_UPDATE_MESSAGE: "1" },
+  execFileSync(process.execPath, ["scripts/migrate.mjs", "migrate", "deploy"], {
+    env: { ...process.env, DATABASE_URL: databaseUrl },
     stdio: "pipe",
   });
   project.provide("services", { databaseUrl, adminUrl, redisUrl, redisKeyPrefix });

@@ -20,8 +20,8 @@ export async function isolatedServices(label: string): Promise<{
   const url = new URL(services.databaseUrl);
   url.pathname = `/${name}`;
   // Not execFileSync: servers of this test process must keep running meanwhile.
-  await promisify(execFile)("node_modules/.bin/prisma", ["migrate", "deploy"], {
-    env: { ...process.env, DATABASE_URL: url.toString(), PRISMA_HIDE_UPDATE_MESSAGE: "1" },
+  await promisify(execFile)(process.execPath, ["scripts/migrate.mjs", "migrate", "deploy"], {
+    env: { ...process.env, DATABASE_URL: url.toString() },
   });
   return {
     env: { DATABASE_URL: url.toString(), REDIS_KEY_PREFIX: `${services.redisKeyPrefix}${suffix}:` },

@@ -168,22 +168,42 @@ export function createPrincipalResolver(deps: { config: Config; prisma: PrismaCl
   // An entry is used only while its credential's own expiry (a key's expiresAt, a session's)
   // is still ahead, checked against the clock on every use: past it, the record is read again
   // and refused with its own code, not served for the rest of the cache's lifetime.
-  async function cached(key: string, load: () => Promise<Loaded>): Promise<Loaded> {
+  // Concurrent misses of one credential share one load (single flight): a storm of clients
+  // reconnecting with the same token costs one query, not one each.
+  const loading = new Map<string, Promise<Loaded>>();
+  function cached(key: string, load: () => Promise<Loaded>): Promise<Loaded> {
     const hit = cache.get(key);
     const now = Date.now();
-    if (hit && hit.staleAt > now && (hit.until === null || hit.until > now)) return hit;
+    if (hit && hit.staleAt > now && (hit.until === null || hit.until > now)) return Promise.resolve(hit);
     if (hit) cache.delete(key);
-    const started = Date.now();
-    const loaded = await load();
-    if ((revokedAt.get(key) ?? 0) < started && (revokedAt.get("*") ?? 0) < started) {
-      cache.set(key, { ...loaded, staleAt: Date.now() + CACHE_TTL_MS });
+    let pending = loading.get(key);
+    if (!pending) {
+      const started = now;
+      const flight: Promise<Loaded> = load()
+        .then((loaded) => {
+          if ((revokedAt.get(key) ?? 0) < started && (revokedAt.get("*") ?? 0) < started) {
+            cache.set(key, { ...loaded, staleAt: Date.now() + CACHE_TTL_MS });
+          }
+          return loaded;
+        })
+        .finally(() => {
+          if (loading.get(key) === flight) loading.delete(key);
+        });
+      pending = flight;
+      loading.set(key, flight);
     }
-    return loaded;
+    return pending;
   }
   const forget = (id: string) => {
     revokedAt.set(id, Date.now());
-    if (id === "*") cache.clear();
-    else cache.delete(id);
+    // A load in flight may have read the record before the revocation: later callers start anew.
+    if (id === "*") {
+      cache.clear();
+      loading.clear();
+    } else {
+      cache.delete(id);
+      loading.delete(id);
+    }
     // Bounded: entries older than the cache's lifetime no longer matter.
     if (revokedAt.size > 10_000) {
       for (const [k, t] of revokedAt) if (Date.now() - t > CACHE_TTL_MS) revokedAt.delete(k);
