@@ -56,6 +56,8 @@ export interface AuditNote {
   organizationId?: string | null;
   actorUserId?: string;
   details?: Record<string, unknown>;
+  /** The resolver wrote the entry itself, in its change's transaction (auditInTransaction). */
+  written?: boolean;
 }
 
 export interface RequestInfo {

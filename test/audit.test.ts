@@ -2,7 +2,7 @@
 // request id, IP and user agent, and no secret.
 import { randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { redact, TRUNCATED } from "../src/features/audit/audit.plugin.ts";
+import { redact, TRUNCATED } from "../src/features/audit/entry.ts";
 import { encodeId } from "../src/schema/globalId.ts";
 import { addMember, createOrg, errorCode } from "./helpers/api.ts";
 import { gql, wsClient, wsRequest } from "./helpers/client.ts";

@@ -2,7 +2,7 @@
 // keys, tenant isolation, who sees whose events, the events connection, insights, exports,
 // and retention.
 import { describe, expect, it } from "vitest";
-import { addMember, errorCode, fieldErrorPaths } from "./helpers/api.ts";
+import { addMember, createOrg, errorCode, fieldErrorPaths } from "./helpers/api.ts";
 import { gql, gqlUpload } from "./helpers/client.ts";
 import { type EventInput, recordBatch, scenario } from "./helpers/events.ts";
 import { createUser, type TestUser } from "./helpers/factories.ts";
@@ -416,6 +416,110 @@ describe("exports and retention", () => {
       { token: alice.token, variables: { input: { id: alice.org.id, eventRetentionDays: 0 } } },
     );
     expect(errorCode(invalid)).toBe("BAD_USER_INPUT");
+  });
+});
+
+describe("ingestion's one transaction", () => {
+  const AUDIT = `query($id: ID!) { node(id: $id) { ... on Organization {
+    auditLogs(first: 10, filter: { action: "eventRecordBatch" }) { edges { node { outcome actor { id } actorApiKeyPrefix details } } }
+  } } }`;
+  type Entries = {
+    node: {
+      auditLogs: {
+        edges: {
+          node: { outcome: string; actor: { id: string } | null; actorApiKeyPrefix: string | null; details: unknown };
+        }[];
+      };
+    } | null;
+  };
+  const BATCH = "mutation($input: EventRecordBatchInput!) { eventRecordBatch(input: $input) { stored } }";
+
+  it("writes a batch's audit entry with it: one ALLOWED entry with what was stored, for a user and for a key", async () => {
+    const alice = await createUser(suite.url);
+    const batch = scenario("tx");
+    await recordBatch(suite.url, alice, batch);
+    // Part of it again: all duplicates, still an entry of its own.
+    await recordBatch(suite.url, alice, batch.slice(0, 2));
+    const key = await gql<{ apiKeyCreate: { secret: string } }>(
+      suite.url,
+      "mutation($input: ApiKeyCreateInput!) { apiKeyCreate(input: $input) { secret } }",
+      { token: alice.token, variables: { input: { organizationId: alice.org.id, name: "agent", role: "MEMBER" } } },
+    );
+    const secret = key.data?.apiKeyCreate.secret as string;
+    const byKey = await gql(suite.url, BATCH, {
+      headers: { "x-api-key": secret },
+      variables: { input: { events: [{ kind: "TOOL_USED", tool: "vim", clientEventId: "k-1" }] } },
+    });
+    expect(byKey.errors).toBeUndefined();
+    const log = await gql<Entries>(suite.url, AUDIT, { token: alice.token, variables: { id: alice.org.id } });
+    const entries = log.data?.node?.auditLogs.edges.map((e) => e.node);
+    expect(entries).toEqual([
+      // A key's entry names the key; its events are its creator's.
+      { outcome: "ALLOWED", actor: null, actorApiKeyPrefix: secret.split("_")[1], details: { received: 1, stored: 1 } },
+      {
+        outcome: "ALLOWED",
+        actor: { id: alice.user.id },
+        actorApiKeyPrefix: null,
+        details: { received: 2, stored: 0 },
+      },
+      {
+        outcome: "ALLOWED",
+        actor: { id: alice.user.id },
+        actorApiKeyPrefix: null,
+        details: { received: 6, stored: 6 },
+      },
+    ]);
+  });
+
+  it("asks the role afresh: a removed member and a demoted one are refused, and each refusal is audited", async () => {
+    const owner = await createUser(suite.url);
+    const org = await createOrg(suite.url, owner.token);
+    const member = await addMember(suite.url, suite.mail, owner.token, org.id, "MEMBER");
+    const send = (who: TestUser, id: string) =>
+      gql(suite.url, BATCH, {
+        token: who.token,
+        variables: {
+          input: { organizationId: org.id, events: [{ kind: "TOOL_USED", tool: "vim", clientEventId: id }] },
+        },
+      });
+    expect((await send(member, "m-1")).errors).toBeUndefined();
+    const demoted = await gql(
+      suite.url,
+      "mutation($id: ID!) { membershipUpdateRole(id: $id, role: VIEWER) { role } }",
+      { token: owner.token, variables: { id: member.membershipId } },
+    );
+    expect(demoted.errors).toBeUndefined();
+    expect(errorCode(await send(member, "m-2"))).toBe("FORBIDDEN");
+    const removed = await gql(suite.url, "mutation($id: ID!) { membershipRemove(id: $id) }", {
+      token: owner.token,
+      variables: { id: member.membershipId },
+    });
+    expect(removed.errors).toBeUndefined();
+    expect(errorCode(await send(member, "m-3"))).toBe("NOT_FOUND");
+    const log = await gql<Entries>(suite.url, AUDIT, { token: owner.token, variables: { id: org.id } });
+    // The removed member's attempt is in their own log, not the organization's they left.
+    expect(log.data?.node?.auditLogs.edges.map((e) => e.node.outcome)).toEqual(["DENIED", "ALLOWED"]);
+  });
+
+  it("uses a new retention at once, for a key's batches too", async () => {
+    const alice = await createUser(suite.url);
+    const key = await gql<{ apiKeyCreate: { secret: string } }>(
+      suite.url,
+      "mutation($input: ApiKeyCreateInput!) { apiKeyCreate(input: $input) { secret } }",
+      { token: alice.token, variables: { input: { organizationId: alice.org.id, name: "agent", role: "MEMBER" } } },
+    );
+    const agent = { "x-api-key": key.data?.apiKeyCreate.secret as string };
+    const old = (id: string) => ({
+      input: { events: [{ kind: "TOOL_USED", tool: "vim", clientEventId: id, occurredAt: hoursAgo(24 * 5) }] },
+    });
+    expect((await gql(suite.url, BATCH, { headers: agent, variables: old("r-1") })).errors).toBeUndefined();
+    await gql(
+      suite.url,
+      "mutation($input: OrganizationUpdateInput!) { organizationUpdate(input: $input) { eventRetentionDays } }",
+      { token: alice.token, variables: { input: { id: alice.org.id, eventRetentionDays: 3 } } },
+    );
+    const late = await gql(suite.url, BATCH, { headers: agent, variables: old("r-2") });
+    expect(errorCode(late)).toBe("BAD_USER_INPUT");
   });
 });
 

@@ -4,7 +4,7 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { TRUNCATED } from "../src/features/audit/audit.plugin.ts";
+import { TRUNCATED } from "../src/features/audit/entry.ts";
 import { decodeId } from "../src/schema/globalId.ts";
 import { errorCode, fieldErrorPaths } from "./helpers/api.ts";
 import type { GraphQLResponse } from "./helpers/client.ts";

@@ -1,7 +1,7 @@
 import { builder } from "../../schema/builder.ts";
 import { encodeId, optionalId } from "../../schema/globalId.ts";
 import { orderOf, SortDirectionRef } from "../../schema/sort.ts";
-import { noteAudit } from "../audit/audit.ts";
+import { auditInTransaction, noteAudit } from "../audit/audit.ts";
 import { liveEventType, liveRow, liveSubscription } from "../live/live.schema.ts";
 import { OrganizationRef, orgPermission } from "../organizations/organization.schema.ts";
 import { UserRef } from "../users/user.schema.ts";
@@ -163,16 +163,16 @@ builder.mutationFields((t) => ({
     extensions: { auditInput: false },
     args: { input: t.arg({ type: EventBatchInput, required: true }) },
     resolve: async (_root, { input }, ctx, info) => {
-      const result = await recordBatch({
+      return recordBatch({
         ctx,
         organizationId: optionalId(input.organizationId, "Organization"),
         events: input.events,
+        alsoIn: (tx, notify, result) =>
+          auditInTransaction(tx, notify, ctx, info, {
+            organizationId: result.organizationId,
+            details: { received: result.received, stored: result.stored },
+          }),
       });
-      noteAudit(ctx, info, {
-        organizationId: result.organizationId,
-        details: { received: result.received, stored: result.stored },
-      });
-      return result;
     },
   }),
 }));

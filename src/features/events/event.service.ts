@@ -2,10 +2,10 @@
 // pipeline is told there is work, and finds it again after a restart (analyzedAt is null).
 import { randomUUID } from "node:crypto";
 import type { Context } from "../../context.ts";
-import { ForbiddenError, ValidationError } from "../../errors.ts";
+import { ForbiddenError, NotFoundError, ValidationError } from "../../errors.ts";
 import type { Prisma } from "../../generated/prisma/client.ts";
 import { uniqueViolation } from "../../infra/dbErrors.ts";
-import type { Notify } from "../../infra/outbox.ts";
+import type { Notify, Tx } from "../../infra/outbox.ts";
 import type { PubSub } from "../../infra/pubsub.ts";
 import { activeOrganizationId, authorize } from "../auth/access.ts";
 import { type EventDraft, eventInput, MAX_BATCH, toDraft } from "./eventInput.ts";
@@ -22,21 +22,61 @@ export interface IngestTarget {
   oldest: Date;
 }
 
+/** How long an API key's ingestion trusts a retention it read (users read it with their role). */
+const RETENTION_TTL_MS = 10_000;
+const RETENTION_CACHE_MAX = 10_000;
+const retentionCache = new Map<string, { days: number; until: number }>();
+
+/** A retention changed here: this instance's ingestion uses the new one at once. */
+export function forgetRetention(organizationId: string) {
+  retentionCache.delete(organizationId);
+}
+
+/**
+ * The caller's role and the organization's retention in one statement for a user (the role
+ * joins the request's memo, so authorize asks nothing more); for an API key the role is the
+ * principal's, and the retention comes from a cache of RETENTION_TTL_MS.
+ */
+async function roleAndRetention(ctx: Context, organizationId: string): Promise<number | null> {
+  const principal = ctx.principal;
+  const roleKey = `role:${organizationId}`;
+  if (principal?.kind === "user" && !ctx.memo.has(roleKey)) {
+    const membership = ctx.prisma.organizationMember.findUnique({
+      where: { organizationId_userId: { organizationId, userId: principal.userId } },
+      select: { role: true, organization: { select: { eventRetentionDays: true } } },
+    });
+    const role = membership.then((m) => m?.role ?? null);
+    // Its failure is the awaited one's below; this copy must not count as unhandled.
+    role.catch(() => {});
+    ctx.memo.set(roleKey, role);
+    return (await membership)?.organization.eventRetentionDays ?? null;
+  }
+  const cached = retentionCache.get(organizationId);
+  if (cached && cached.until > Date.now()) return cached.days;
+  const org = await ctx.prisma.organization.findUnique({
+    where: { id: organizationId },
+    select: { eventRetentionDays: true },
+  });
+  if (!org) return null;
+  if (retentionCache.size >= RETENTION_CACHE_MAX) retentionCache.clear();
+  retentionCache.set(organizationId, { days: org.eventRetentionDays, until: Date.now() + RETENTION_TTL_MS });
+  return org.eventRetentionDays;
+}
+
 /** Where events go: the named organization, else the active one; the caller must be allowed to create. */
 export async function ingestTarget(ctx: Context, organizationId: string | null | undefined): Promise<IngestTarget> {
   const orgId = organizationId ?? (await activeOrganizationId(ctx));
+  const retentionDays = await roleAndRetention(ctx, orgId);
   await authorize(ctx, orgId, "create");
-  const org = await ctx.prisma.organization.findUniqueOrThrow({
-    where: { id: orgId },
-    select: { eventRetentionDays: true },
-  });
+  // A member's organization exists; this answers an API key whose organization just went.
+  if (retentionDays === null) throw new NotFoundError("Organization");
   const userId = actingUserId(ctx);
   // A key whose creator is gone stops working at authentication; this is the backstop.
   if (!userId) throw new ForbiddenError("Events belong to a user; this key has none.");
   return {
     organizationId: orgId,
     userId,
-    oldest: new Date(Date.now() - org.eventRetentionDays * 86_400_000),
+    oldest: new Date(Date.now() - retentionDays * 86_400_000),
   };
 }
 
@@ -101,15 +141,28 @@ export function invalidEvents(fieldErrors: FieldError[]) {
   return new ValidationError(`Invalid events, none stored: ${shown.join("; ")}${more}`, fieldErrors.slice(0, 200));
 }
 
+export interface BatchResult {
+  organizationId: string;
+  received: number;
+  stored: number;
+  duplicates: number;
+}
+
+/**
+ * Validates a batch, then stores it in one transaction with its live notice and with what
+ * `alsoIn` writes there (the mutation's audit entry), so that one commit holds all of it.
+ */
 export async function recordBatch({
   ctx,
   organizationId,
   events,
+  alsoIn,
 }: {
   ctx: Context;
   organizationId?: string | null;
   events: readonly unknown[];
-}) {
+  alsoIn?: (tx: Tx, notify: Notify, result: BatchResult) => Promise<void>;
+}): Promise<BatchResult> {
   const target = await ingestTarget(ctx, organizationId);
   if (events.length === 0 || events.length > MAX_BATCH) {
     throw new ValidationError(`A batch holds 1 to ${MAX_BATCH} events; this one has ${events.length}.`, [
@@ -118,18 +171,20 @@ export async function recordBatch({
   }
   const { drafts, fieldErrors } = validateEvents(events, { oldest: target.oldest, pathOf: (i) => `events.${i}` });
   if (fieldErrors.length) throw invalidEvents(fieldErrors);
-  const count = await ctx.outbox.transaction(async (tx, notify) => {
+  const result = await ctx.outbox.transaction(async (tx, notify) => {
     const created = await tx.event.createMany({ data: drafts.map((d) => rowOf(target, d)), skipDuplicates: true });
     if (created.count > 0) noticeRecorded(notify, target, { count: created.count });
-    return created.count;
+    const stored: BatchResult = {
+      organizationId: target.organizationId,
+      received: drafts.length,
+      stored: created.count,
+      duplicates: drafts.length - created.count,
+    };
+    await alsoIn?.(tx, notify, stored);
+    return stored;
   });
-  if (count > 0) wakeAnalysis(ctx, target.organizationId);
-  return {
-    organizationId: target.organizationId,
-    received: drafts.length,
-    stored: count,
-    duplicates: drafts.length - count,
-  };
+  if (result.stored > 0) wakeAnalysis(ctx, target.organizationId);
+  return result;
 }
 
 /** Validates one event for `target`; throws BAD_USER_INPUT naming each field. */

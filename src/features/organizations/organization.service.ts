@@ -1,5 +1,6 @@
 // Organizations and their members: create, update, delete, invitations, roles, leaving.
 // The last owner can neither leave, be removed, nor be demoted.
+
 import { z } from "zod";
 import type { Context } from "../../context.ts";
 import { ConflictError, ForbiddenError, NotFoundError } from "../../errors.ts";
@@ -10,6 +11,7 @@ import { parseInput } from "../../validation.ts";
 import { authorize, PERMISSIONS, requireUser } from "../auth/access.ts";
 import { email } from "../auth/auth.service.ts";
 import { digest, newSecret } from "../auth/secrets.ts";
+import { forgetRetention } from "../events/event.service.ts";
 import { uniqueSlug } from "./slug.ts";
 
 const INVITE_TTL_MS = 7 * 86_400_000;
@@ -48,10 +50,12 @@ export async function updateOrganization({ ctx, id, input }: { ctx: Context; id:
     }),
     input,
   );
-  return ctx.prisma.organization.update({
+  const updated = await ctx.prisma.organization.update({
     where: { id },
     data: { ...data, eventRetentionDays: data.eventRetentionDays ?? undefined },
   });
+  forgetRetention(id);
+  return updated;
 }
 
 export async function deleteOrganization({ ctx, id }: { ctx: Context; id: string }) {
