@@ -34,6 +34,7 @@ import { createFastPath, takesFastPath } from "./server/fastPath.ts";
 import { createHealthRoutes } from "./server/healthRoutes.ts";
 import { createMetricsRoute } from "./server/metricsRoute.ts";
 import { createPersistedDocuments } from "./server/persisted.ts";
+import { createResponseCache, type ResponseCache } from "./server/responseCache.ts";
 import { createSecurityHeaders } from "./server/securityHeaders.ts";
 import { attachWebSocketServer } from "./server/ws.ts";
 import { createYogaServer } from "./server/yoga.ts";
@@ -80,6 +81,7 @@ export function buildApp(config: Config, options: { logger?: Logger; role?: "api
   let jobs: Jobs | undefined;
   let outbox: Outbox | undefined;
   let audit: AuditWriter | undefined;
+  let responseCache: ResponseCache | undefined;
   // Names this process in leases and claimed runs: host, pid and a random part.
   const instanceId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   const metrics = createMetrics({
@@ -97,13 +99,27 @@ export function buildApp(config: Config, options: { logger?: Logger; role?: "api
     principals = createPrincipalResolver(shared);
     mailer = createMailer(config, logger);
     const live = createLive({ pubsub: runtime.pubsub, log: runtime.liveLog, logger, maxQueue: config.live.maxQueue });
-    outbox = createOutbox({ prisma: shared.prisma, live, logger, deployment: config.redisKeyPrefix });
+    responseCache = createResponseCache({
+      store: runtime.responses,
+      logger,
+      maxEntryBytes: config.responseCache.maxEntryBytes,
+      metrics,
+    });
+    const cache = responseCache;
+    outbox = createOutbox({
+      prisma: shared.prisma,
+      live,
+      logger,
+      deployment: config.redisKeyPrefix,
+      committed: (organizations) => cache.invalidate({ organizations }),
+    });
     audit = createAuditWriter({ outbox, logger });
     const deps: AppDeps = {
       ...shared,
       live,
       outbox,
       audit,
+      responseCache,
       slots: runtime.slots,
       locks: runtime.locks,
       mailer,
@@ -255,6 +271,7 @@ export function buildApp(config: Config, options: { logger?: Logger; role?: "api
       logger.error({ held: audit.held() }, "held audit entries not written before exit");
     if (outbox && !(await withinDeadline(outbox.stop(), config.shutdownTimeoutMs)))
       logger.warn("live outbox did not drain in time; other instances relay what is left");
+    responseCache?.stop();
   }
 
   async function shutdown() {

@@ -94,6 +94,14 @@ const envSchema = z.object({
   REQUEST_TIMEOUT_MS: int(100, 3_600_000).default(120_000),
   // A query or mutation still running after this is answered TIMEOUT; 0: no deadline.
   OPERATION_TIMEOUT_MS: int(0, 600_000).default(30_000),
+  // Answers to queries kept and reused until a change in their scope (infra/responseCache.ts).
+  RESPONSE_CACHE: z
+    .enum(["on", "off", "true", "false", "1", "0", "yes", "no"])
+    .transform((v) => ["on", "true", "1", "yes"].includes(v))
+    .default(true),
+  RESPONSE_CACHE_TTL_SECONDS: int(1, 86_400).default(60),
+  RESPONSE_CACHE_MAX_ENTRIES: int(1, 10_000_000).default(10_000),
+  RESPONSE_CACHE_MAX_ENTRY_BYTES: int(1, 64 * 1024 * 1024).default(256 * 1024),
   // Automatic persisted queries (Apollo's and urql's links): documents registered by hash.
   PERSISTED_QUERIES: bool.default(true),
   PERSISTED_QUERIES_TTL_SECONDS: int(60, 365 * 86_400).default(7 * 86_400),
@@ -295,6 +303,12 @@ function toConfig(e: z.infer<typeof envSchema>) {
     suggestions: e.GRAPHQL_SUGGESTIONS ?? !production,
     hstsMaxAge: e.HSTS_MAX_AGE ?? (production ? 31_536_000 : 0),
     timeouts: { headersMs: e.HEADERS_TIMEOUT_MS, requestMs: e.REQUEST_TIMEOUT_MS, operationMs: e.OPERATION_TIMEOUT_MS },
+    responseCache: {
+      enabled: e.RESPONSE_CACHE,
+      ttlSeconds: e.RESPONSE_CACHE_TTL_SECONDS,
+      maxEntries: e.RESPONSE_CACHE_MAX_ENTRIES,
+      maxEntryBytes: e.RESPONSE_CACHE_MAX_ENTRY_BYTES,
+    },
     documents: {
       persistedQueries: e.PERSISTED_QUERIES,
       persistedTtlSeconds: e.PERSISTED_QUERIES_TTL_SECONDS,

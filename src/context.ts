@@ -18,6 +18,7 @@ import type { Storage } from "./infra/storage.ts";
 import type { LeaderStatus } from "./jobs/scheduler.ts";
 import { decodeId } from "./schema/globalId.ts";
 import type { PersistedDocuments } from "./server/persisted.ts";
+import type { ResponseCache } from "./server/responseCache.ts";
 
 /** What lives as long as the process: shared by every request's context. */
 export interface AppDeps {
@@ -31,6 +32,8 @@ export interface AppDeps {
   outbox: Outbox;
   /** Writes audit entries (holding them while the database is away). */
   audit: AuditWriter;
+  /** Answers to queries, kept until a change in their scope: see server/responseCache.ts. */
+  responseCache: ResponseCache;
   /** Open live connections per user and address, counted across instances. */
   slots: ConnectionSlots;
   locks: LockService;

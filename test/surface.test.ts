@@ -398,6 +398,8 @@ describe("timeouts", () => {
       HEADERS_TIMEOUT_MS: "500",
       REQUEST_TIMEOUT_MS: "1000",
       OPERATION_TIMEOUT_MS: String(OPERATION_TIMEOUT_MS),
+      // Each path must run the slow query itself, not read the first one's answer.
+      RESPONSE_CACHE: "off",
     };
     if (services) {
       const target = new URL(services.databaseUrl);

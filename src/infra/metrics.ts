@@ -165,6 +165,12 @@ export function createMetrics(options: MetricsOptions = {}) {
       labelNames: ["code"] as const,
       registers,
     }),
+    responseCache: new client.Counter({
+      name: "floyo_response_cache_total",
+      help: "Queries the response cache answered (hit), ran and kept (miss), or let through (skip: not cacheable, or the cache unreachable).",
+      labelNames: ["result"] as const,
+      registers,
+    }),
     subscriptionsOpen: new client.Gauge({
       name: "floyo_graphql_subscriptions_open",
       help: "Subscriptions running on this instance (graphql-ws and SSE).",

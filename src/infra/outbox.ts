@@ -55,6 +55,8 @@ export function createOutbox(deps: {
   /** The deployment's Redis key prefix: its notices only. */
   deployment: string;
   pollMs?: number;
+  /** After a transaction with notices commits: the organizations it changed (the response cache). */
+  committed?: (organizations: string[]) => void;
 }): Outbox {
   const { prisma, live, logger, deployment } = deps;
   const lockKey = `live_outbox:${deployment}`;
@@ -157,6 +159,7 @@ export function createOutbox(deps: {
         if (notices.length) await tx.liveOutbox.createMany({ data: notices });
         return value;
       }, options);
+      if (notices.length) deps.committed?.([...new Set(notices.map((n) => n.organizationId))]);
       if (notices.length && !failing && !stopped) void run();
       return result;
     },

@@ -13,6 +13,7 @@ import { createInProcessOnce, createRedisOnce, type Once } from "./once.ts";
 import { createInProcessPubSub, createRedisPubSub, type PubSub } from "./pubsub.ts";
 import { createInProcessLimiters, createRedisLimiters, type LimiterFactory } from "./rateLimit.ts";
 import { createRedis } from "./redis.ts";
+import { createInProcessResponseStore, createRedisResponseStore, type ResponseStore } from "./responseCache.ts";
 import { createSecretBox, embeddedSecretsKey, type SecretBox } from "./secretBox.ts";
 
 export interface Runtime {
@@ -30,6 +31,8 @@ export interface Runtime {
   limiters: LimiterFactory;
   /** Documents registered by automatic persisted queries. */
   documents: DocumentStore;
+  /** Answers kept by the response cache; null when RESPONSE_CACHE is off. */
+  responses: ResponseStore | null;
   close(): Promise<void>;
 }
 
@@ -64,6 +67,7 @@ export async function openRuntime(config: Config, logger: Logger): Promise<Runti
       once: createInProcessOnce(),
       limiters: createInProcessLimiters(),
       documents: createInProcessDocuments(),
+      responses: config.responseCache.enabled ? createInProcessResponseStore(config.responseCache) : null,
       close: () => db.close(),
     };
   }
@@ -92,6 +96,7 @@ export async function openRuntime(config: Config, logger: Logger): Promise<Runti
     once: createRedisOnce(redis),
     limiters: createRedisLimiters(redis),
     documents: createRedisDocuments(redis, config.documents.persistedTtlSeconds),
+    responses: config.responseCache.enabled ? createRedisResponseStore(redis, config.responseCache.ttlSeconds) : null,
     async close() {
       await slots.close();
       await Promise.allSettled([redis.quit(), subscriber.quit()]);

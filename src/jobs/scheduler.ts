@@ -36,7 +36,7 @@ export interface LeaderStatus {
 }
 
 export function startScheduler(
-  deps: Pick<AppDeps, "prisma" | "pubsub" | "outbox" | "logger" | "locks" | "metrics">,
+  deps: Pick<AppDeps, "prisma" | "pubsub" | "outbox" | "logger" | "locks" | "metrics" | "responseCache">,
   options: SchedulerOptions,
 ) {
   const { logger, locks } = deps;
@@ -248,6 +248,11 @@ export function startScheduler(
           throw err;
         }
         deps.metrics.jobRun("retention", true);
+        deps.responseCache.invalidate({
+          organizations: results
+            .filter((r) => r.events + r.patterns + r.sequences + r.relationships > 0)
+            .map((r) => r.organizationId),
+        });
         logger.info({ events: results.reduce((n, r) => n + r.events, 0) }, "retention cleanup done");
       },
       { name: "retention", timezone: "UTC", noOverlap: true },

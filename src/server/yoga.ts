@@ -138,6 +138,8 @@ export function createYogaServer(deps: AppDeps) {
       useLimits(deps),
       // After the audit plugin: a mutation it refuses is still audited, one entry per root field.
       useInputGuard(config.limits),
+      // After the limits (an answer from the cache is charged like any) and every refusal.
+      deps.responseCache.plugin(schema),
       // Last: its deadline runs around whatever the plugins before it wrap execute in.
       useOperationDeadline(config.timeouts.operationMs, logger),
     ],

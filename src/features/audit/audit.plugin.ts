@@ -160,6 +160,7 @@ async function writeEntries(
   const fields = mutationType.getFields();
   const principal = ctx.principal;
   const rows: Prisma.AuditLogCreateManyInput[] = [];
+  const changed = { organizations: new Set<string | null | undefined>(), users: new Set<string | null | undefined>() };
   // Root fields of a mutation run one after another, and graphql-js stops at one whose error
   // nulls `data` (a non-null field): the last one with an error. Those after it never ran.
   const keys = [...rootFields.keys()];
@@ -177,7 +178,10 @@ async function writeEntries(
     }
     const note = ctx.auditNotes.get(key) ?? {};
     // Its resolver wrote the entry with its change, in one transaction (audit.ts auditInTransaction).
-    if (note.written) continue;
+    if (note.written) {
+      changed.users.add(note.actorUserId ?? (principal?.kind === "user" ? principal.userId : null));
+      continue;
+    }
     // Only an error of the field itself decides; a nested field failing does not undo it.
     // An error without a path refused the whole operation before any field ran (bad variables).
     const { outcome, code } =
@@ -212,4 +216,11 @@ async function writeEntries(
     );
   }
   if (rows.length) await ctx.audit.write(rows, ctx.requestId);
+  // What the caller may now read differently: the organizations acted in, and each actor's own
+  // data (their audit trail, sessions, memberships). After the write: the change has committed.
+  for (const row of rows) {
+    changed.organizations.add(row.organizationId);
+    changed.users.add(row.actorUserId);
+  }
+  ctx.responseCache?.invalidate(changed);
 }

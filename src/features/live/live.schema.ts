@@ -142,6 +142,8 @@ export function liveSubscription(
 builder.queryField("liveCursor", (t) =>
   t.string({
     authScopes: { authenticated: true },
+    // Changes without a mutation: never kept by the response cache.
+    extensions: { responseCache: false },
     description:
       "The newest cursor of an organization's feed. Read it before you read your data, then subscribe with `after` set to it: nothing published since is missed (some events may repeat what your data already shows).",
     args: { organizationId: t.arg.id({ required: true }), feed: t.arg({ type: LiveFeedRef, required: true }) },

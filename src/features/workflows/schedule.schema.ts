@@ -143,6 +143,8 @@ const SchedulerStatus = builder
 builder.queryField("schedulerStatus", (t) =>
   t.field({
     type: SchedulerStatus,
+    // Changes without a mutation: never kept by the response cache.
+    extensions: { responseCache: false },
     description: "Operators only (superusers): who leads the scheduler.",
     authScopes: (_root, _args, ctx) => ctx.principal?.kind === "user" && ctx.principal.isSuperuser,
     resolve: async (_root, _args, ctx) => {
