@@ -27,7 +27,12 @@ const RETRY_MS = 1_000;
 export interface ScopeChange {
   organizations?: Iterable<string | null | undefined>;
   users?: Iterable<string | null | undefined>;
+  /** The change's scopes could not be told: every answer is dead. */
+  everything?: boolean;
 }
+
+/** A scope every answer depends on: bumped when a change's own scopes cannot be told. */
+const EVERYTHING = "all";
 
 export interface ResponseCache {
   /** After a change has committed: every answer made under these scopes is dead. */
@@ -80,6 +85,7 @@ export function createResponseCache(deps: {
       if (!store) return;
       for (const id of change.organizations ?? []) if (id) waiting.add(`org:${id}`);
       for (const id of change.users ?? []) if (id) waiting.add(`user:${id}`);
+      if (change.everything) waiting.add(EVERYTHING);
       flush();
     },
     pending: () => waiting.size,
@@ -163,7 +169,7 @@ export function createResponseCache(deps: {
             onExecuteDone({ result }) {
               if (Symbol.asyncIterator in result || result.errors?.length || !result.data) return;
               const body = JSON.stringify({ data: result.data });
-              if (body.length > deps.maxEntryBytes) return;
+              if (Buffer.byteLength(body) > deps.maxEntryBytes) return;
               counted.inc({ result: "miss" });
               store.set(key, scopes, generations, body).catch((err: unknown) => {
                 logger.debug({ err: (err as Error).message }, "response cache: answer not kept");

@@ -160,7 +160,11 @@ async function writeEntries(
   const fields = mutationType.getFields();
   const principal = ctx.principal;
   const rows: Prisma.AuditLogCreateManyInput[] = [];
-  const changed = { organizations: new Set<string | null | undefined>(), users: new Set<string | null | undefined>() };
+  const changed: {
+    organizations: Set<string | null | undefined>;
+    users: Set<string | null | undefined>;
+    everything?: boolean;
+  } = { organizations: new Set(), users: new Set() };
   // Root fields of a mutation run one after another, and graphql-js stops at one whose error
   // nulls `data` (a non-null field): the last one with an error. Those after it never ran.
   const keys = [...rootFields.keys()];
@@ -218,9 +222,20 @@ async function writeEntries(
   if (rows.length) await ctx.audit.write(rows, ctx.requestId);
   // What the caller may now read differently: the organizations acted in, and each actor's own
   // data (their audit trail, sessions, memberships). After the write: the change has committed.
+  const unplaced = new Set<string>();
   for (const row of rows) {
     changed.organizations.add(row.organizationId);
     changed.users.add(row.actorUserId);
+    // A change the entry names no organization for (a profile, or a resource it could not
+    // place) may show in any of the actor's organizations: all of them have changed.
+    if (row.outcome === "ALLOWED" && !row.organizationId && row.actorUserId) unplaced.add(row.actorUserId);
+  }
+  if (unplaced.size && ctx.responseCache) {
+    const memberships = await ctx.prisma.organizationMember
+      .findMany({ where: { userId: { in: [...unplaced] } }, select: { organizationId: true } })
+      .catch(() => null);
+    if (memberships) for (const m of memberships) changed.organizations.add(m.organizationId);
+    else changed.everything = true;
   }
   ctx.responseCache?.invalidate(changed);
 }
