@@ -9,6 +9,7 @@ import type { Notify, Tx } from "../../infra/outbox.ts";
 import type { PubSub } from "../../infra/pubsub.ts";
 import { activeOrganizationId, authorize } from "../auth/access.ts";
 import { type EventDraft, eventInput, MAX_BATCH, toDraft } from "./eventInput.ts";
+import { insertEvents } from "./eventInsert.ts";
 import { actingUserId } from "./visibility.ts";
 
 /** Wakes the analysis pipeline on every instance; the payload's id is the organization. */
@@ -172,13 +173,13 @@ export async function recordBatch({
   const { drafts, fieldErrors } = validateEvents(events, { oldest: target.oldest, pathOf: (i) => `events.${i}` });
   if (fieldErrors.length) throw invalidEvents(fieldErrors);
   const result = await ctx.outbox.transaction(async (tx, notify) => {
-    const created = await tx.event.createMany({ data: drafts.map((d) => rowOf(target, d)), skipDuplicates: true });
-    if (created.count > 0) noticeRecorded(notify, target, { count: created.count });
+    const count = await insertEvents(tx, target, drafts);
+    if (count > 0) noticeRecorded(notify, target, { count });
     const stored: BatchResult = {
       organizationId: target.organizationId,
       received: drafts.length,
-      stored: created.count,
-      duplicates: drafts.length - created.count,
+      stored: count,
+      duplicates: drafts.length - count,
     };
     await alsoIn?.(tx, notify, stored);
     return stored;

@@ -17,12 +17,12 @@ import {
   ingestTarget,
   noticeRecorded,
   recordEvent,
-  rowOf,
   validateEvent,
   validateEvents,
   wakeAnalysis,
 } from "../events/event.service.ts";
 import type { EventDraft } from "../events/eventInput.ts";
+import { insertEvents } from "../events/eventInsert.ts";
 import { type ImportFormat, readRecords, UnreadableFileError } from "./importLines.ts";
 import { EVENT_CHUNK, failUpload, keepAlive, renew, UploadInterruptedError } from "./liveness.ts";
 
@@ -286,10 +286,7 @@ async function importStored(
     if (!(await renew(ctx.prisma, upload.id))) throw new UploadInterruptedError();
     const done = Math.min(i + EVENT_CHUNK, total);
     stored += await ctx.outbox.transaction(async (tx, notify) => {
-      const { count } = await tx.event.createMany({
-        data: drafts.slice(i, i + EVENT_CHUNK).map((d) => rowOf(target, d, upload.id)),
-        skipDuplicates: true,
-      });
+      const count = await insertEvents(tx, target, drafts.slice(i, i + EVENT_CHUNK), upload.id);
       if (done % PROGRESS_EVERY === 0 || done === total)
         notify("IMPORTS", target.organizationId, announce.progressOf("IMPORTING", done, total));
       return count;
