@@ -15,7 +15,10 @@ COPY sdk/operations ./sdk/operations
 RUN --mount=type=cache,target=/root/.npm npm ci
 COPY tsconfig.json ./
 COPY src ./src
-RUN npm run build
+# Also makes the embedded database's template (an initdb'd, migrated PGlite directory) under
+# node_modules/.cache. The mkdir keeps the runtime stage's COPY valid if it could not be made:
+# the server then runs initdb on its first start instead.
+RUN npm run build && mkdir -p node_modules/.cache/floyo-pglite-template
 
 # Needs the migration CLI (a devDependency), so it reuses the build stage rather than the runtime one.
 FROM build AS migrate
@@ -32,6 +35,9 @@ COPY package.json package-lock.json ./
 # --ignore-scripts: postinstall would run `prisma generate`, but prisma is a devDependency;
 # the generated client is already compiled into dist/generated.
 RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --ignore-scripts
+# A first start on an empty /data copies this template instead of running initdb (seconds).
+# Root-owned and world-readable: the app copies it, never writes it.
+COPY --from=build /app/node_modules/.cache/floyo-pglite-template ./node_modules/.cache/floyo-pglite-template
 # The server checks for pending migrations at start, reading prisma/migrations relative to dist/.
 COPY --from=build /app/prisma ./prisma
 COPY --from=build /app/dist ./dist

@@ -3,15 +3,22 @@
 // imports of node_modules), so a start loads one file instead of some hundred modules through
 // a TypeScript loader. esbuild strips types only; `npm run typecheck` (tsc) checks them.
 // Takes well under a second, so `npm start` builds every time and never runs stale code.
+//
+// Then makes the embedded database's template (src/infra/pgliteTemplate.ts) when it is missing
+// or stale: once per installation, and again after a PGlite upgrade or a new migration. That
+// costs one initdb (seconds); every later start on an empty DATA_DIR copies it instead.
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { build } from "esbuild";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
 await build({
-  entryPoints: [path.join(root, "src", "main.ts")],
-  outfile: path.join(root, "dist", "main.js"),
+  entryPoints: {
+    main: path.join(root, "src", "main.ts"),
+    pgliteTemplate: path.join(root, "src", "infra", "pgliteTemplate.ts"),
+  },
+  outdir: path.join(root, "dist"),
   bundle: true,
   packages: "external",
   platform: "node",
@@ -20,3 +27,15 @@ await build({
   sourcemap: true,
   logLevel: "warning",
 });
+
+// Never fails the build: without a template, a start on an empty DATA_DIR runs initdb itself.
+try {
+  const { ensurePgliteTemplate, TEMPLATE_DIR } = await import(
+    pathToFileURL(path.join(root, "dist", "pgliteTemplate.js"))
+  );
+  const started = performance.now();
+  if ((await ensurePgliteTemplate()) === "built")
+    console.error(`embedded database template made in ${Math.round(performance.now() - started)} ms: ${TEMPLATE_DIR}`);
+} catch (err) {
+  console.error(`embedded database template not made (starts on an empty DATA_DIR will run initdb): ${err.message}`);
+}
