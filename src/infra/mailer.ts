@@ -1,7 +1,7 @@
 // Outgoing mail. SMTP (nodemailer) when SMTP_URL is set, which production requires; without
 // it, development writes each message to the log so that its links can be followed, and
 // other environments only note that a message was dropped.
-import nodemailer from "nodemailer";
+import type { Transporter } from "nodemailer";
 import type { Config } from "../config.ts";
 import type { Logger } from "./logger.ts";
 
@@ -18,12 +18,20 @@ export interface Mailer {
 
 export function createMailer(config: Config, logger: Logger): Mailer {
   if (config.mail.smtpUrl) {
-    const transport = nodemailer.createTransport(config.mail.smtpUrl, { from: config.mail.from });
+    const smtpUrl = config.mail.smtpUrl;
+    // Loaded with the first message, not at start: nodemailer costs ~130 ms of module loading
+    // that a start (and most processes' whole life) does not need.
+    let transport: Promise<Transporter> | undefined;
+    let opened: Transporter | undefined;
     return {
       async send(mail) {
-        await transport.sendMail({ from: config.mail.from, ...mail });
+        transport ??= import("nodemailer").then((m) => {
+          opened = m.default.createTransport(smtpUrl, { from: config.mail.from });
+          return opened;
+        });
+        await (await transport).sendMail({ from: config.mail.from, ...mail });
       },
-      close: () => transport.close(),
+      close: () => opened?.close(),
     };
   }
   return {

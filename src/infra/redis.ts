@@ -1,11 +1,13 @@
 // ioredis clients for the services mode. Every key goes through keyPrefix, so tests and
 // deployments sharing one Redis never see each other's keys.
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import type { Config } from "../config.ts";
 import type { Logger } from "./logger.ts";
 
-export function createRedis(config: Config, logger: Logger, role: string): Redis {
+/** Async: ioredis is loaded in the services mode only; the embedded mode never pays its ~120 ms. */
+export async function createRedis(config: Config, logger: Logger, role: string): Promise<Redis> {
   if (!config.redisUrl) throw new Error("createRedis called without REDIS_URL");
+  const { Redis } = await import("ioredis");
   const client = new Redis(config.redisUrl, {
     keyPrefix: config.redisKeyPrefix,
     connectionName: `floyo-${role}`,

@@ -72,8 +72,8 @@ export async function openRuntime(config: Config, logger: Logger): Promise<Runti
     };
   }
 
-  const redis = createRedis(config, logger, "commands");
-  const subscriber = createRedis(config, logger, "subscriber");
+  const redis = await createRedis(config, logger, "commands");
+  const subscriber = await createRedis(config, logger, "subscriber");
   try {
     await Promise.all([redis.connect(), subscriber.connect()]);
   } catch (err) {

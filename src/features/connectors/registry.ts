@@ -6,7 +6,6 @@
 // repeat is harmless, keyed by the step's idempotency key (see each connector).
 import { createHash } from "node:crypto";
 import { isIP } from "node:net";
-import nodemailer from "nodemailer";
 import { z } from "zod";
 import {
   allowedAddresses,
@@ -360,6 +359,8 @@ async function transport({ config, secrets, network, signal }: ConnectorCall) {
   const hostname = c.host.replace(/^\[|\]$/g, "");
   // The first checked address: nodemailer connects to one host, it does not fall back.
   const [pinned] = await allowedAddresses(network, { hostname, port: c.port, usualPorts: SMTP_PORTS }, signal);
+  // Loaded when an email step first runs: not a cost every start pays (see infra/mailer.ts).
+  const { default: nodemailer } = await import("nodemailer");
   return nodemailer.createTransport({
     host: (pinned as { address: string }).address,
     ...(isIP(hostname) ? {} : { servername: hostname }),
