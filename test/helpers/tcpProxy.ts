@@ -2,7 +2,14 @@
 // PostgreSQL or Redis: an outage without touching the shared services.
 import net from "node:net";
 
-export async function startProxy(target: { host: string; port: number }) {
+/**
+ * `tap`: sees every chunk a client sends upstream, per connection (a test reading the
+ * protocol, e.g. counting PostgreSQL statements; see pgTap.ts).
+ */
+export async function startProxy(
+  target: { host: string; port: number },
+  options: { tap?: (connection: number, chunk: Buffer) => void } = {},
+) {
   const sockets = new Set<net.Socket>();
   const pairs = new Set<[net.Socket, net.Socket]>();
   let paused = false;
@@ -13,7 +20,7 @@ export async function startProxy(target: { host: string; port: number }) {
 
   async function listen() {
     server = net.createServer((client) => {
-      accepted++;
+      const connection = ++accepted;
       if (dropping) {
         client.destroy();
         return;
@@ -32,6 +39,8 @@ export async function startProxy(target: { host: string; port: number }) {
           upstream.destroy();
         });
       }
+      const { tap } = options;
+      if (tap) client.on("data", (chunk: Buffer) => tap(connection, chunk));
       if (paused) hold(pair);
       else client.pipe(upstream).pipe(client);
     });
