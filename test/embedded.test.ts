@@ -2,7 +2,7 @@
 // across a restart, and refuses a second process on the same directory. An empty DATA_DIR is
 // filled from the installation's template cluster; a template that is stale or damaged, or a
 // copy cut short, never leaves anything but a correct cluster.
-import { execFileSync } from "node:child_process";
+import { execFile, execFileSync, spawn } from "node:child_process";
 import {
   cpSync,
   existsSync,
@@ -17,6 +17,7 @@ import {
 } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { promisify } from "node:util";
 import { PGlite } from "@electric-sql/pglite";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -55,9 +56,8 @@ let byPrisma: Promise<{ dir: string; rows: unknown[] }> | undefined;
 function prismaDeploy() {
   byPrisma ??= (async () => {
     const dir = mkdtempSync(path.join(scratch, "deploy-"));
-    execFileSync(process.execPath, ["scripts/migrate.mjs", "migrate", "deploy"], {
+    await promisify(execFile)(process.execPath, ["scripts/migrate.mjs", "migrate", "deploy"], {
       env: { ...process.env, DATABASE_URL: "", DATA_DIR: dir },
-      stdio: "pipe",
     });
     return { dir, rows: await migrationRows(dir) };
   })();
@@ -89,8 +89,9 @@ async function openAsServer(dir: string, template: string) {
 const leftovers = (dir: string) => readdirSync(dir).filter((name) => name.includes("-copy-"));
 
 describe("embedded mode", () => {
-  // What `npm start` (scripts/build.mjs) makes once per installation; a no-op when current.
-  beforeAll(() => ensurePgliteTemplate(), 120_000);
+  // What `npm start` (scripts/build.mjs) makes once per installation, a no-op when current;
+  // and what Prisma's own CLI writes, compared with below (tens of seconds on a busy machine).
+  beforeAll(() => Promise.all([ensurePgliteTemplate(), prismaDeploy()]), 180_000);
 
   it("starts on an empty DATA_DIR, migrates it, serves, and keeps its data across a restart", async () => {
     const first = await startServer({ ...embedded, DATA_DIR: dataDir });
@@ -210,6 +211,21 @@ describe("embedded mode", () => {
     }
     expect(leftovers(dir)).toEqual([]);
     expect(await migrationRows(dir)).toEqual((await prismaDeploy()).rows);
+  });
+
+  it("clears what a killed template build left beside the template, and nothing a live one is making", async () => {
+    const dead = spawn(process.execPath, ["-e", ""]);
+    await new Promise((resolve) => dead.on("exit", resolve));
+    const left = [`${TEMPLATE_DIR}.tmp-${dead.pid}`, `${TEMPLATE_DIR}.old-${dead.pid}`];
+    const building = `${TEMPLATE_DIR}.tmp-${process.ppid}`;
+    for (const dir of [...left, building]) mkdirSync(path.join(dir, "pgdata"), { recursive: true });
+    try {
+      expect(await ensurePgliteTemplate()).toBe("current");
+      expect(left.filter((dir) => existsSync(dir))).toEqual([]);
+      expect(existsSync(building)).toBe(true);
+    } finally {
+      rmSync(building, { recursive: true, force: true });
+    }
   });
 
   it("tells a stale template from a usable one", () => {

@@ -1,6 +1,7 @@
 // The one PrismaClient of the process, on PGlite (embedded) or PostgreSQL (services).
 // Nothing above infra/ knows which: both speak PostgreSQL through a driver adapter.
-import { existsSync, linkSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
+import { hostname } from "node:os";
 import path from "node:path";
 import { PGlite } from "@electric-sql/pglite";
 import { PrismaPg } from "@prisma/adapter-pg";
@@ -10,6 +11,7 @@ import type { Config } from "../config.ts";
 import { PrismaClient } from "../generated/prisma/client.ts";
 import { createBreaker, guardAdapter } from "./breaker.ts";
 import { withinDeadline } from "./deadline.ts";
+import { acquireLock, DirLockedError } from "./dirLock.ts";
 import type { Logger } from "./logger.ts";
 import { INITDB_PARAMS, seedFromTemplate } from "./pgliteTemplate.ts";
 import { createStatementNamer } from "./statementNames.ts";
@@ -180,61 +182,17 @@ async function openPglite(config: Config, logger: Logger, templateDir?: string):
   };
 }
 
-/**
- * PGlite is single-process: a second process on the same directory corrupts it. A lock
- * file holding our pid refuses the second opener with a clear message; a lock left by a
- * process that no longer exists is taken over.
- */
+/** The data directory's lock (infra/dirLock.ts), refusing a second opener with a clear message. */
 function acquireDirLock(dataDir: string): () => void {
-  const file = path.join(dataDir, "pglite.lock");
-  // Written whole under a name of our own, then linked into place: link() fails when the lock
-  // exists, so two processes starting together cannot both win, and neither can read the
-  // lock empty (created but not yet written, as with "wx"), take it for stale and remove it.
-  const mine = `${file}.${process.pid}`;
-  writeFileSync(mine, String(process.pid));
   try {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        linkSync(mine, file);
-        break;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "EEXIST" || attempt > 1) throw err;
-        const held = readIfExists(file);
-        if (held === undefined) continue; // released meanwhile
-        const pid = Number(held.trim());
-        if (pid && pid !== process.pid && isAlive(pid)) {
-          throw new DatabaseOpenError(
-            `The embedded database in ${dataDir} is in use by process ${pid}. Stop that process, ` +
-              `or start this one with another DATA_DIR.`,
-          );
-        }
-        rmSync(file, { force: true }); // left by a process that is gone
-      }
-    }
-  } finally {
-    rmSync(mine, { force: true });
-  }
-  return () => {
-    // Only our own lock: never one that another process has taken since.
-    if (readIfExists(file)?.trim() === String(process.pid)) rmSync(file, { force: true });
-  };
-}
-
-function readIfExists(file: string) {
-  try {
-    return readFileSync(file, "utf8");
+    return acquireLock(path.join(dataDir, "pglite.lock"));
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw err;
-  }
-}
-
-function isAlive(pid: number) {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
+    if (!(err instanceof DirLockedError)) throw err;
+    const { pid, host } = err.owner;
+    throw new DatabaseOpenError(
+      `The embedded database in ${dataDir} is in use by process ${pid}${host === hostname() ? "" : ` on ${host}`}. ` +
+        "Stop that process, or start this one with another DATA_DIR.",
+    );
   }
 }
 

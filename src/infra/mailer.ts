@@ -22,16 +22,26 @@ export function createMailer(config: Config, logger: Logger): Mailer {
     // Loaded with the first message, not at start: nodemailer costs ~130 ms of module loading
     // that a start (and most processes' whole life) does not need.
     let transport: Promise<Transporter> | undefined;
-    let opened: Transporter | undefined;
+    let closed = false;
+    const close = (t: Transporter) => {
+      if (closed) t.close();
+      return t;
+    };
     return {
       async send(mail) {
-        transport ??= import("nodemailer").then((m) => {
-          opened = m.default.createTransport(smtpUrl, { from: config.mail.from });
-          return opened;
-        });
+        transport ??= import("nodemailer").then(
+          (m) => close(m.default.createTransport(smtpUrl, { from: config.mail.from })),
+          (err: unknown) => {
+            transport = undefined; // tried again with the next message
+            throw err;
+          },
+        );
         await (await transport).sendMail({ from: config.mail.from, ...mail });
       },
-      close: () => opened?.close(),
+      close() {
+        closed = true;
+        void transport?.then(close, () => {});
+      },
     };
   }
   return {

@@ -20,6 +20,7 @@ import {
 } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
+import { alive } from "./dirLock.ts";
 import { applyPendingMigrations, localMigrations } from "./migrations.ts";
 
 // This file runs from src/infra/ (tsx, tests) and bundled into dist/ (npm start, build.mjs).
@@ -71,7 +72,11 @@ function readStamp(templateDir: string): Stamp | null {
 
 /** Why the template cannot seed a data directory for this code, or null when it can. */
 export function templateProblem(templateDir: string): string | null {
-  const stamp = readStamp(templateDir);
+  return stampProblem(readStamp(templateDir), templateDir);
+}
+
+/** templateProblem of a stamp already read: the one checked is the one a copy is made against. */
+function stampProblem(stamp: Stamp | null, templateDir: string): string | null {
   if (!stamp) return `no template (or no readable stamp) in ${templateDir}`;
   if (typeof stamp.id !== "string" || !Array.isArray(stamp.migrations) || typeof stamp.entries !== "object")
     return "template stamp incomplete";
@@ -120,14 +125,14 @@ export function seedFromTemplate(target: string, templateDir: string = TEMPLATE_
   // A copy left by a process killed mid-way (the lock says no other is copying now).
   for (const name of readdirSync(parent))
     if (name.startsWith(copyPrefix(target))) rmSync(path.join(parent, name), { recursive: true, force: true });
+  const stamp = readStamp(templateDir);
   let problem: string | null;
   try {
-    problem = templateProblem(templateDir);
+    problem = stampProblem(stamp, templateDir);
   } catch (err) {
     problem = (err as Error).message;
   }
-  if (problem) return problem;
-  const stamp = readStamp(templateDir) as Stamp;
+  if (problem || !stamp) return problem;
   const copy = path.join(parent, `${copyPrefix(target)}${process.pid}`);
   try {
     // A copy-on-write clone where the file system can (btrfs, XFS, APFS), a plain copy elsewhere.
@@ -151,6 +156,7 @@ export function seedFromTemplate(target: string, templateDir: string = TEMPLATE_
  * Returns what it did.
  */
 export async function ensurePgliteTemplate(templateDir: string = TEMPLATE_DIR): Promise<"current" | "built"> {
+  sweep(templateDir);
   if (isCurrent(templateDir)) return "current";
   const migrations = localMigrations().map(({ name, checksum }) => ({ name, checksum }));
   const building = `${templateDir}.tmp-${process.pid}`;
@@ -179,6 +185,23 @@ export async function ensurePgliteTemplate(templateDir: string = TEMPLATE_DIR): 
     return "built";
   } finally {
     rmSync(building, { recursive: true, force: true });
+  }
+}
+
+/** Removes what builds that were killed left beside the template (a build is seconds: Ctrl-C happens). */
+function sweep(templateDir: string) {
+  const parent = path.dirname(templateDir);
+  const prefix = `${path.basename(templateDir)}.`;
+  let names: string[];
+  try {
+    names = readdirSync(parent);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const pid = name.startsWith(prefix) ? /^(?:tmp|old)-(\d+)$/.exec(name.slice(prefix.length))?.[1] : undefined;
+    if (pid && Number(pid) !== process.pid && !alive(Number(pid)))
+      rmSync(path.join(parent, name), { recursive: true, force: true });
   }
 }
 

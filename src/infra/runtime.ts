@@ -72,13 +72,15 @@ export async function openRuntime(config: Config, logger: Logger): Promise<Runti
     };
   }
 
-  const redis = await createRedis(config, logger, "commands");
-  const subscriber = await createRedis(config, logger, "subscriber");
+  let redis: Redis | undefined;
+  let subscriber: Redis | undefined;
   try {
+    redis = await createRedis(config, logger, "commands");
+    subscriber = await createRedis(config, logger, "subscriber");
     await Promise.all([redis.connect(), subscriber.connect()]);
   } catch (err) {
-    redis.disconnect();
-    subscriber.disconnect();
+    redis?.disconnect();
+    subscriber?.disconnect();
     await db.close();
     throw new StartupError(`Redis at REDIS_URL is unreachable: ${(err as Error).message}`);
   }
