@@ -333,8 +333,9 @@ async function main() {
     );
     if (connected === 0) throw new Error("no subscriber connected");
 
-    // A mutation answered 503 (SERVICE_UNAVAILABLE, retryable) is retried after 250 ms, as a
-    // client would, at most 20 times; the retries are counted and reported.
+    // A mutation answered 503 (SERVICE_UNAVAILABLE, retryable) is retried after 250-500 ms (the
+    // jitter keeps a refused burst from coming back as one), as a client would, for up to about
+    // a minute (longer than the database breaker's reset); the retries are counted and reported.
     const record = async (server: Instance, filePath: string) => {
       for (let attempt = 0; ; attempt++) {
         try {
@@ -346,10 +347,10 @@ async function main() {
           );
         } catch (err) {
           const message = (err as Error).message;
-          if (!message.startsWith("HTTP 503") || attempt >= 20) throw err;
-          const why = `eventRecord answered 503${message.includes("SERVICE_UNAVAILABLE") ? " SERVICE_UNAVAILABLE" : ""} (retried after 250 ms)`;
+          if (!message.startsWith("HTTP 503") || attempt >= 160) throw err;
+          const why = `eventRecord answered 503${message.includes("SERVICE_UNAVAILABLE") ? " SERVICE_UNAVAILABLE" : ""} (retried after 250-500 ms)`;
           retries.set(why, (retries.get(why) ?? 0) + 1);
-          await new Promise((r) => setTimeout(r, 250));
+          await new Promise((r) => setTimeout(r, 250 + Math.random() * 250));
         }
       }
     };

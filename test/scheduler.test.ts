@@ -3,7 +3,7 @@
 // dies; a write with a stale fencing token is refused.
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { fence, SCHEDULER_LOCK, StaleLeaderError } from "../src/features/workflows/schedule.service.ts";
-import { errorCode, fieldErrorPaths } from "./helpers/api.ts";
+import { activeWorkflow, errorCode, fieldErrorPaths } from "./helpers/api.ts";
 import { gql } from "./helpers/client.ts";
 import { createUser, type TestUser } from "./helpers/factories.ts";
 import { isolatedServices } from "./helpers/isolated.ts";
@@ -11,26 +11,6 @@ import { leaders, schedulerHealth } from "./helpers/leaders.ts";
 import { type ServerProcess, spawnServer } from "./helpers/process.ts";
 import { services, startServer, type TestServer } from "./helpers/server.ts";
 import { until } from "./helpers/wait.ts";
-
-async function activeWorkflow(url: string, user: TestUser) {
-  const r = await gql<{ workflowCreate: { id: string } }>(
-    url,
-    "mutation($input: WorkflowCreateInput!) { workflowCreate(input: $input) { id } }",
-    {
-      token: user.token,
-      variables: {
-        input: {
-          organizationId: user.org.id,
-          name: "tick",
-          status: "ACTIVE",
-          definition: { steps: [{ id: "t", type: "transform", template: { ok: true } }] },
-        },
-      },
-    },
-  );
-  if (!r.data) throw new Error(JSON.stringify(r.errors));
-  return r.data.workflowCreate.id;
-}
 
 async function schedule(url: string, user: TestUser, input: Record<string, unknown>) {
   return gql<{ scheduleCreate: { id: string; nextRuns: string[]; nextRunAt: string } }>(

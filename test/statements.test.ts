@@ -3,6 +3,7 @@
 // size, and connections count rows only when a client asks for totalCount. Services mode: the
 // embedded database has no wire to read.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { activeWorkflow } from "./helpers/api.ts";
 import { gql } from "./helpers/client.ts";
 import { createUser, type TestUser } from "./helpers/factories.ts";
 import { type Statement, startPgTap } from "./helpers/pgTap.ts";
@@ -39,24 +40,7 @@ describe.runIf(services)("statements per read", () => {
     url = server.graphqlUrl;
     user = await createUser(url);
     const ids: string[] = [];
-    for (let i = 0; i < WORKFLOWS; i++) {
-      const r = await gql<{ workflowCreate: { id: string } }>(
-        url,
-        "mutation($input: WorkflowCreateInput!) { workflowCreate(input: $input) { id } }",
-        {
-          token: user.token,
-          variables: {
-            input: {
-              organizationId: user.org.id,
-              name: `wf ${i}`,
-              status: "ACTIVE",
-              definition: { steps: [{ id: "wait", type: "delay", ms: 1 }] },
-            },
-          },
-        },
-      );
-      ids.push(r.data!.workflowCreate.id);
-    }
+    for (let i = 0; i < WORKFLOWS; i++) ids.push(await activeWorkflow(url, user, { name: `wf ${i}` }));
     // The last created is changed last, so it comes first (most recently changed first).
     for (let i = 0; i < RUNS_OF_FIRST; i++) {
       const r = await gql(url, "mutation($id: ID!) { workflowRun(id: $id) { id } }", {

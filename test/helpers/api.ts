@@ -9,6 +9,31 @@ export function errorCode(r: { errors?: { extensions?: Record<string, unknown> }
   return r.errors?.[0]?.extensions?.code;
 }
 
+/** An ACTIVE workflow in the user's own organization (one transform step unless `steps` says else); its id. */
+export async function activeWorkflow(
+  url: string,
+  user: TestUser,
+  options: { name?: string; steps?: unknown[] } = {},
+): Promise<string> {
+  const r = await gql<{ workflowCreate: { id: string } }>(
+    url,
+    "mutation($input: WorkflowCreateInput!) { workflowCreate(input: $input) { id } }",
+    {
+      token: user.token,
+      variables: {
+        input: {
+          organizationId: user.org.id,
+          name: options.name ?? "tick",
+          status: "ACTIVE",
+          definition: { steps: options.steps ?? [{ id: "t", type: "transform", template: { ok: true } }] },
+        },
+      },
+    },
+  );
+  if (!r.data) throw new Error(JSON.stringify(r.errors));
+  return r.data.workflowCreate.id;
+}
+
 export async function createOrg(url: string, token: string, name = "Acme Analytics") {
   const r = await gql<{ organizationCreate: { id: string; slug: string } }>(
     url,
