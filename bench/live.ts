@@ -442,6 +442,18 @@ async function main() {
     if (retries.size) {
       notes.push(`${name}: ${[...retries].map(([k, v]) => `${v}x ${k}`).join("; ")}`);
       log(`${name}: ${[...retries].map(([k, v]) => `${v}x ${k}`).join("; ")}`);
+      // Why: the instances' own warnings (the breaker, the pool), as they logged them.
+      const why = new Map<string, number>();
+      for (const server of servers)
+        for (const line of server.output) {
+          const msg = /"msg":"([^"]*)"/.exec(line)?.[1];
+          if (msg) why.set(msg, (why.get(msg) ?? 0) + 1);
+        }
+      if (why.size) {
+        const said = [...why].map(([k, v]) => `${v}x "${k}"`).join("; ");
+        notes.push(`${name}: the instances' last warnings: ${said}`);
+        log(`${name}: the instances' last warnings: ${said}`);
+      }
     }
     if (first) {
       notes.push(
