@@ -9,33 +9,19 @@
 // "Stale" is measured against the same document under another operation name (its own cache
 // key, so it runs): a cached answer must equal what the query returns when it runs.
 import { createHash, randomUUID } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { addMember, createOrg, errorCode, verifyEmail } from "./helpers/api.ts";
 import { gql, wsClient, wsRequest } from "./helpers/client.ts";
 import { recordBatch, scenario, suggestionsGenerate } from "./helpers/events.ts";
 import { createUser, PASSWORD, type TestUser, uniqueEmail } from "./helpers/factories.ts";
 import { type MailCatcher, startMailCatcher, tokenFrom } from "./helpers/mail.ts";
+import { cacheCounts, modes } from "./helpers/responseCache.ts";
 import { services, startServer, type TestServer } from "./helpers/server.ts";
 import { startProxy } from "./helpers/tcpProxy.ts";
 import { until } from "./helpers/wait.ts";
 
-const modes = [
-  { mode: "embedded", env: () => ({ DATABASE_URL: undefined, REDIS_URL: undefined }) },
-  ...(services ? [{ mode: "services", env: () => ({}) }] : []),
-];
-
 type Json = Record<string, unknown>;
 
-/** What the instance's cache did so far (floyo_response_cache_total). */
-async function cacheCounts(server: TestServer) {
-  const text = await (await fetch(`${server.url}/metrics`)).text();
-  const count = (result: string) =>
-    Number(new RegExp(`^floyo_response_cache_total\\{result="${result}"\\} (\\d+)`, "m").exec(text)?.[1] ?? 0);
-  return { hit: count("hit"), miss: count("miss"), skip: count("skip") };
-}
 const hits = async (server: TestServer) => (await cacheCounts(server)).hit;
 
 let freshCounter = 0;
@@ -85,21 +71,18 @@ function mustSucceed(r: { errors?: unknown[] }) {
   expect(r.errors).toBeUndefined();
 }
 
-describe.each(modes)("attacking the response cache ($mode)", ({ mode, env }) => {
+describe.each(modes)("attacking the response cache ($mode)", ({ env }) => {
   let server: TestServer;
   let mail: MailCatcher;
   let url: string;
-  let dataDir: string | undefined;
   beforeAll(async () => {
     mail = await startMailCatcher();
-    dataDir = mode === "embedded" ? mkdtempSync(path.join(os.tmpdir(), "floyo-cache-attack-")) : undefined;
-    server = await startServer({ SMTP_URL: mail.url, ...env(), ...(dataDir ? { DATA_DIR: dataDir } : {}) });
+    server = await startServer({ SMTP_URL: mail.url, ...env() });
     url = server.graphqlUrl;
   });
   afterAll(async () => {
     await server?.stop();
     await mail?.close();
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
   /**

@@ -1,25 +1,13 @@
-// The response cache, as a client meets it: a repeated query is answered from the cache (the
-// metrics say so), and an answer never crosses a caller or a tenant, never outlives a revoked
-// session or key, a removed membership or a role change, and never survives a change by a
-// mutation or by background work. In the embedded mode and, with services, in the services
-// mode and across two instances sharing Redis.
-import { mkdtempSync, rmSync } from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { addMember, createOrg, errorCode } from "./helpers/api.ts";
 import { gql } from "./helpers/client.ts";
 import { recordBatch } from "./helpers/events.ts";
 import { createUser, type TestUser } from "./helpers/factories.ts";
 import { type MailCatcher, startMailCatcher } from "./helpers/mail.ts";
+import { cacheCounts, modes } from "./helpers/responseCache.ts";
 import { services, startServer, type TestServer } from "./helpers/server.ts";
 import { startProxy } from "./helpers/tcpProxy.ts";
 import { until } from "./helpers/wait.ts";
-
-const modes = [
-  { mode: "embedded", env: () => ({ DATABASE_URL: undefined, REDIS_URL: undefined }) },
-  ...(services ? [{ mode: "services", env: () => ({}) }] : []),
-];
 
 const ORG = `query($id: ID!) { node(id: $id) { ... on Organization {
   name viewerRole workflows(first: 5) { edges { node { name } } }
@@ -27,10 +15,7 @@ const ORG = `query($id: ID!) { node(id: $id) { ... on Organization {
 type Org = { node: { name: string; viewerRole: string; workflows: { edges: { node: { name: string } }[] } } | null };
 
 /** How many queries the instance answered from its cache. */
-async function hits(server: TestServer) {
-  const text = await (await fetch(`${server.url}/metrics`)).text();
-  return Number(/^floyo_response_cache_total\{result="hit"\} (\d+)/m.exec(text)?.[1] ?? 0);
-}
+const hits = async (server: TestServer) => (await cacheCounts(server)).hit;
 
 async function createWorkflow(url: string, user: TestUser, organizationId: string, name: string) {
   const r = await gql(url, "mutation($input: WorkflowCreateInput!) { workflowCreate(input: $input) { id } }", {
@@ -40,21 +25,18 @@ async function createWorkflow(url: string, user: TestUser, organizationId: strin
   if (r.errors) throw new Error(JSON.stringify(r.errors));
 }
 
-describe.each(modes)("the response cache ($mode)", ({ mode, env }) => {
+describe.each(modes)("the response cache ($mode)", ({ env }) => {
   let server: TestServer;
   let mail: MailCatcher;
   let url: string;
-  let dataDir: string | undefined;
   beforeAll(async () => {
     mail = await startMailCatcher();
-    dataDir = mode === "embedded" ? mkdtempSync(path.join(os.tmpdir(), "floyo-cache-")) : undefined;
-    server = await startServer({ SMTP_URL: mail.url, ...env(), ...(dataDir ? { DATA_DIR: dataDir } : {}) });
+    server = await startServer({ SMTP_URL: mail.url, ...env() });
     url = server.graphqlUrl;
   });
   afterAll(async () => {
     await server?.stop();
     await mail?.close();
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
   it("answers a repeated query from the cache, and never one caller's answer to another", async () => {

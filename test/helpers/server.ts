@@ -57,13 +57,15 @@ export interface TestServer {
 }
 
 export async function startServer(overrides: Record<string, string | undefined> = {}): Promise<TestServer> {
-  // Embedded runs get a data directory of their own unless the test names one.
+  // Embedded runs (the run's mode, or a test's DATABASE_URL: undefined) get a data directory
+  // of their own unless the test names one.
   let tempDir: string | undefined;
-  if (!services && overrides.DATA_DIR === undefined && !("DATABASE_URL" in overrides)) {
+  const env = testEnv(overrides);
+  if (!env.DATABASE_URL && !env.DATA_DIR) {
     tempDir = mkdtempSync(path.join(os.tmpdir(), "floyo-test-"));
-    overrides = { ...overrides, DATA_DIR: tempDir };
+    env.DATA_DIR = tempDir;
   }
-  const config = loadConfig(testEnv(overrides));
+  const config = loadConfig(env);
   const app = buildApp(config, { logger: createLogger(config) });
   const { url } = await app.start();
   return {
