@@ -108,7 +108,7 @@ function listEntries(dir: string, prefix = "", into: Record<string, number> = {}
 
 function sameEntries(a: Record<string, number>, b: Record<string, number>) {
   const keys = Object.keys(a);
-  return keys.length === Object.keys(b).length && keys.every((key) => a[key] === b[key]);
+  return keys.length === Object.keys(b).length && keys.every((key) => Object.hasOwn(b, key) && a[key] === b[key]);
 }
 
 /** Copies leftovers are named from the target, so one beside it is always recognised as such. */
