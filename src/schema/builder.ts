@@ -1,4 +1,5 @@
-// The one Pothos builder. Plugin order matters: scope-auth wraps every resolver first.
+// The one Pothos builder. Plugin order matters: scope-auth wraps every resolver first, the resolver
+// shortcuts sit around plugin-prisma (see resolverShortcuts.plugin.ts).
 import SchemaBuilder from "@pothos/core";
 import ComplexityPlugin from "@pothos/plugin-complexity";
 import PrismaPlugin from "@pothos/plugin-prisma";
@@ -11,6 +12,7 @@ import type PrismaTypes from "../generated/pothos-types.ts";
 import { getDatamodel } from "../generated/pothos-types.ts";
 import { fieldComplexity } from "./complexity.ts";
 import { decodeId } from "./globalId.ts";
+import { ResolverShortcutsInnerPlugin, ResolverShortcutsOuterPlugin } from "./resolverShortcuts.plugin.ts";
 
 /** How many ids one `nodes` query may name. */
 const MAX_NODE_IDS = 100;
@@ -35,13 +37,24 @@ export const builder = new SchemaBuilder<{
     File: { Input: File; Output: never };
   };
 }>({
-  plugins: [ScopeAuthPlugin, PrismaPlugin, RelayPlugin, ComplexityPlugin],
+  plugins: [
+    ScopeAuthPlugin,
+    ResolverShortcutsOuterPlugin,
+    PrismaPlugin,
+    ResolverShortcutsInnerPlugin,
+    RelayPlugin,
+    ComplexityPlugin,
+  ],
   defaultFieldNullability: false,
   // Costs only: each operation is measured and limited once, with its variables, by
   // features/limits (MAX_COST and the budgets), not again by each root resolver.
   complexity: { fieldComplexity, disabled: true },
   scopeAuth: {
     authorizeOnSubscribe: true,
+    // A type's scopes are checked once per object (in isTypeOf) rather than in a wrapper around
+    // each of its fields: the answer is the same for every field of the object, and a page of
+    // 100 rows has hundreds of fields. A refused object fails the field that returns it.
+    runScopesOnType: true,
     authScopes: (ctx) => ({
       public: true,
       authenticated: ctx.principal !== null,
