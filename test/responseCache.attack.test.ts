@@ -235,6 +235,43 @@ describe.each(modes)("attacking the response cache ($mode)", ({ env }) => {
     }
   });
 
+  it("a hit carries the same data and its own cost extension as a run, even with JSON-breaking names", async () => {
+    const alice = await createUser(url);
+    // Quotes, braces and the text the hit's extensions are spliced after, astral and RTL characters.
+    const name = 'x"}},"extensions":{"cost":0}} \u{1F600} \u202e \\"';
+    const org = await createOrg(url, alice.token, "Splice Ltd");
+    await createWorkflow(url, alice, org.id, name);
+    const query = `query SpliceCheck { viewer { memberships { organization { name workflows(first: 5) { edges { node { id name } } } } } } }`;
+    const post = async () => {
+      const response = await fetch(url, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${alice.token}` },
+        body: JSON.stringify({ query }),
+      });
+      expect(response.headers.get("content-type")).toMatch(/^application\/json/);
+      const text = await response.text();
+      expect(Number(response.headers.get("content-length"))).toBe(Buffer.byteLength(text));
+      return JSON.parse(text) as { data: Json; extensions: { cost: Json }; errors?: unknown };
+    };
+    const run = await post();
+    expect(run.errors).toBeUndefined();
+    const before = await hits(server);
+    const hit = await post();
+    expect(await hits(server)).toBe(before + 1);
+    expect(hit.data).toEqual(run.data);
+    expect(JSON.stringify(hit.data)).toContain(JSON.stringify(name).slice(1, -1));
+    expect(Object.keys(hit)).toEqual(["data", "extensions"]);
+    expect(Object.keys(hit.extensions.cost).sort()).toEqual(Object.keys(run.extensions.cost).sort());
+    // Yoga's own path (GET) serializes the same hit from its parsed form.
+    const get = await fetch(`${url}?query=${encodeURIComponent(query)}`, {
+      headers: { authorization: `Bearer ${alice.token}` },
+    });
+    const viaGet = (await get.json()) as { data: Json; extensions: { cost: Json } };
+    expect(await hits(server)).toBe(before + 2);
+    expect(viaGet.data).toEqual(run.data);
+    expect(viaGet.extensions.cost).toBeDefined();
+  });
+
   it("GET and POST share an entry per caller only", async () => {
     const [alice, bob] = [await createUser(url), await createUser(url)];
     const query = "{ viewer { email } }";

@@ -10,6 +10,7 @@ import { auditRejectedMutation } from "../features/audit/audit.plugin.ts";
 import { callerKind } from "../features/auth/principal.ts";
 import { toGraphQLError } from "../schema/errors.ts";
 import { BodyTooLargeError, readBody } from "./body.ts";
+import { answerText } from "./cachedAnswer.ts";
 import type { OperationParams } from "./persisted.ts";
 import { clientIp, EXPOSED_HEADERS, withRequestId, type YogaServer } from "./yoga.ts";
 
@@ -33,7 +34,7 @@ export function createFastPath(yoga: YogaServer, deps: AppDeps) {
     const accept = req.headers.accept ?? "";
     const strict = accept.includes(GRAPHQL_RESPONSE);
     const send = (status: number, result: ExecutionResult, extra: Record<string, string> = {}) => {
-      const body = JSON.stringify(result);
+      const body = answerText(result) ?? JSON.stringify(result);
       const headers: Record<string, string | number> = {
         ...extra,
         "content-type": `${strict ? GRAPHQL_RESPONSE : "application/json"}; charset=utf-8`,

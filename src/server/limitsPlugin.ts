@@ -12,6 +12,7 @@ import type { Caller, Quota } from "../features/limits/budgets.ts";
 import { operationCost } from "../features/limits/cost.ts";
 import { CostLimitError, RateLimitedError } from "../features/limits/limits.errors.ts";
 import { isUnexpected, toGraphQLError } from "../schema/errors.ts";
+import { withExtensions } from "./cachedAnswer.ts";
 import { clientIp, type ServerContext } from "./yoga.ts";
 
 /** What a client reads in `extensions.cost` (GitHub's rateLimit object, without `nodeCount`). */
@@ -72,10 +73,8 @@ export function useLimits(deps: Pick<AppDeps, "config" | "logger" | "budgets">):
     return { refusal: { errors: [toGraphQLError(error)] }, extension };
   }
 
-  const withCost = (result: ExecutionResult, extension: CostExtension): ExecutionResult => ({
-    ...result,
-    extensions: { ...result.extensions, cost: extension },
-  });
+  const withCost = (result: ExecutionResult, extension: CostExtension): ExecutionResult =>
+    withExtensions(result, { cost: extension });
 
   return {
     onPluginInit({ registerContextErrorHandler }) {

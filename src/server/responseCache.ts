@@ -21,6 +21,7 @@ import type { Context } from "../context.ts";
 import type { Logger } from "../infra/logger.ts";
 import type { Metrics } from "../infra/metrics.ts";
 import type { ResponseStore } from "../infra/responseCache.ts";
+import { cachedAnswer } from "./cachedAnswer.ts";
 
 const RETRY_MS = 1_000;
 
@@ -149,7 +150,7 @@ export function createResponseCache(deps: {
             const hit = await store.get(key);
             if (hit !== null) {
               counted.inc({ result: "hit" });
-              setResultAndStopExecution(JSON.parse(hit));
+              setResultAndStopExecution(cachedAnswer(hit));
               return;
             }
             // The caller's own generation first: a membership added while the list below is
